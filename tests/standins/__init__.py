@@ -1,0 +1,1 @@
+"""Test stand-ins: tiny model files and a test-only ComfyUI node pack (comfy_pack/)."""
