@@ -13,8 +13,8 @@ import hashlib
 import logging
 
 import comfy.controlnet
-import comfy.ldm.flux.controlnet
 import comfy.latent_formats
+import comfy.ldm.flux.controlnet
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.ops
