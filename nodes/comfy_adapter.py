@@ -85,3 +85,40 @@ def set_control_type(control_net, index: int | None):
     out = control_net.copy()
     out.set_extra_arg("control_type", [] if index is None else [index])
     return out
+
+
+def save_preview(images, prefix: str = "likeness") -> list[dict]:
+    """Save an IMAGE batch to ComfyUI's temp folder and return the UI records the frontend shows."""
+    import numpy as np
+    from PIL import Image
+
+    out_dir = folder_paths.get_temp_directory()
+    full, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+        prefix, out_dir, images.shape[2], images.shape[1]
+    )
+    records = []
+    for i, img in enumerate(images):
+        arr = np.clip(img.cpu().numpy() * 255.0, 0, 255).astype(np.uint8)
+        file = f"{name}_{counter + i:05}_.png"
+        Image.fromarray(arr).save(os.path.join(full, file), compress_level=1)
+        records.append({"filename": file, "subfolder": subfolder, "type": "temp"})
+    return records
+
+
+def insightface_model_dirs() -> dict[str, str]:
+    """Model pack folders under every registered insightface path: {name: folder}."""
+    found = {}
+    for root in model_folder_paths("insightface"):
+        models = os.path.join(root, "models")
+        if os.path.isdir(models):
+            for name in sorted(os.listdir(models)):
+                if os.path.isdir(os.path.join(models, name)):
+                    found.setdefault(name, os.path.join(models, name))
+    return found
+
+
+def insightface_model_dir(name: str) -> str:
+    """The folder of an insightface model pack; the default location when it is absent (checked later)."""
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise ValueError(f"insightface model name {name!r} must be a folder name under models/insightface/models")
+    return insightface_model_dirs().get(name) or os.path.join(model_folder_paths("insightface")[0], "models", name)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from .control_nodes import LikenessFluxUnionMode
+from .face_nodes import LikenessFaceAnalysisLoader, LikenessFaceEmbedDistance, LikenessFaceJudgeLoader
 
 _NODES = [
     ("LikenessFluxUnionMode", LikenessFluxUnionMode, "Flux Union ControlNet Mode (Likeness)"),
+    ("LikenessFaceJudgeLoader", LikenessFaceJudgeLoader, "Load Face Judge (Likeness)"),
+    ("LikenessFaceAnalysisLoader", LikenessFaceAnalysisLoader, "Load Face Analysis for PuLID (Likeness)"),
+    ("LikenessFaceEmbedDistance", LikenessFaceEmbedDistance, "Face Embed Distance (Likeness)"),
 ]
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, cls, _ in _NODES}
