@@ -122,3 +122,11 @@ def insightface_model_dir(name: str) -> str:
     if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
         raise ValueError(f"insightface model name {name!r} must be a folder name under models/insightface/models")
     return insightface_model_dirs().get(name) or os.path.join(model_folder_paths("insightface")[0], "models", name)
+
+
+def upscale_with_model(upscale_model, image):
+    """Run a spandrel upscale model exactly as core's ImageUpscaleWithModel does (tiling, OOM retry)."""
+    from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
+
+    out = ImageUpscaleWithModel.execute(upscale_model, image)
+    return out.args[0] if hasattr(out, "args") else out[0]

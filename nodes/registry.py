@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from .control_nodes import LikenessFluxUnionMode
+from .crop_nodes import LikenessAutoCropFace, LikenessPasteFaceBack, LikenessUpscaleIfSmall
 from .face_nodes import LikenessFaceAnalysisLoader, LikenessFaceEmbedDistance, LikenessFaceJudgeLoader
 
 _NODES = [
     ("LikenessFluxUnionMode", LikenessFluxUnionMode, "Flux Union ControlNet Mode (Likeness)"),
     ("LikenessFaceJudgeLoader", LikenessFaceJudgeLoader, "Load Face Judge (Likeness)"),
     ("LikenessFaceAnalysisLoader", LikenessFaceAnalysisLoader, "Load Face Analysis for PuLID (Likeness)"),
+    ("LikenessAutoCropFace", LikenessAutoCropFace, "Auto-crop Face (Likeness)"),
+    ("LikenessUpscaleIfSmall", LikenessUpscaleIfSmall, "Upscale Face If Small (Likeness)"),
+    ("LikenessPasteFaceBack", LikenessPasteFaceBack, "Paste Face Back (Likeness)"),
     ("LikenessFaceEmbedDistance", LikenessFaceEmbedDistance, "Face Embed Distance (Likeness)"),
 ]
 
