@@ -1,0 +1,28 @@
+"""PuLID-Flux in pure PyTorch: ID encoder, per-block cross-attention, strict loading and Flux block patches.
+
+Imported both as top-level ``pulid`` (tests) and as ``likeness.pulid`` (ComfyUI), hence relative imports only.
+"""
+
+from .config import PulidFluxConfig
+from .loading import PulidCheckpointError, detect_config, expected_shapes, load_pulid_flux, load_pulid_flux_file
+from .model import IDFormer, PerceiverAttention, PerceiverAttentionCA, PulidFlux, build_pulid_flux, id_cond_from
+from .patch import PulidBlockPatch, ca_schedule, flux_block_patches, release_cast_cache
+
+__all__ = [
+    "IDFormer",
+    "PerceiverAttention",
+    "PerceiverAttentionCA",
+    "PulidBlockPatch",
+    "PulidCheckpointError",
+    "PulidFlux",
+    "PulidFluxConfig",
+    "build_pulid_flux",
+    "ca_schedule",
+    "detect_config",
+    "expected_shapes",
+    "flux_block_patches",
+    "id_cond_from",
+    "load_pulid_flux",
+    "load_pulid_flux_file",
+    "release_cast_cache",
+]
