@@ -130,3 +130,45 @@ def upscale_with_model(upscale_model, image):
 
     out = ImageUpscaleWithModel.execute(upscale_model, image)
     return out.args[0] if hasattr(out, "args") else out[0]
+
+
+def managed(module):
+    """Hand a torch module to ComfyUI's memory manager (loaded on demand, offloaded when VRAM is needed)."""
+    import comfy.model_patcher
+
+    return comfy.model_patcher.ModelPatcher(module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+
+
+def load_on_device(patchers) -> None:
+    mm.load_models_gpu(list(patchers))
+
+
+def weight_dtype(choice: str):
+    """The dtype PuLID/EVA weights are kept in: bf16 where the device supports it, else float32."""
+    import torch
+
+    if choice != "auto":
+        return getattr(torch, choice)
+    device = mm.get_torch_device()
+    return torch.bfloat16 if mm.should_use_bf16(device) and device.type != "cpu" else torch.float32
+
+
+def flux_block_counts(model) -> tuple[int, int]:
+    """(double blocks, single blocks) of a Flux MODEL, or a clear error for any other model."""
+    dm = getattr(model.model, "diffusion_model", None)
+    double, single = getattr(dm, "double_blocks", None), getattr(dm, "single_blocks", None)
+    if double is None or single is None:
+        raise ValueError(
+            f"Apply PuLID-Flux needs a Flux model, got {type(dm).__name__}; load flux1-dev with Load Diffusion Model"
+        )
+    return len(double), len(single)
+
+
+def dit_replace_patches(model) -> dict:
+    """The Flux block replace patches already on a MODEL (from another Apply node), keyed like ours."""
+    to = model.model_options.get("transformer_options", {})
+    return dict(to.get("patches_replace", {}).get("dit", {}))
+
+
+def percent_to_sigma(model, percent: float) -> float:
+    return float(model.get_model_object("model_sampling").percent_to_sigma(percent))

@@ -5,11 +5,15 @@ from __future__ import annotations
 from .control_nodes import LikenessFluxUnionMode
 from .crop_nodes import LikenessAutoCropFace, LikenessPasteFaceBack, LikenessUpscaleIfSmall
 from .face_nodes import LikenessFaceAnalysisLoader, LikenessFaceEmbedDistance, LikenessFaceJudgeLoader
+from .pulid_nodes import LikenessApplyPulidFlux, LikenessEvaClipLoader, LikenessPulidFluxLoader
 
 _NODES = [
     ("LikenessFluxUnionMode", LikenessFluxUnionMode, "Flux Union ControlNet Mode (Likeness)"),
     ("LikenessFaceJudgeLoader", LikenessFaceJudgeLoader, "Load Face Judge (Likeness)"),
     ("LikenessFaceAnalysisLoader", LikenessFaceAnalysisLoader, "Load Face Analysis for PuLID (Likeness)"),
+    ("LikenessPulidFluxLoader", LikenessPulidFluxLoader, "Load PuLID-Flux Model (Likeness)"),
+    ("LikenessEvaClipLoader", LikenessEvaClipLoader, "Load EVA-CLIP for PuLID (Likeness)"),
+    ("LikenessApplyPulidFlux", LikenessApplyPulidFlux, "Apply PuLID-Flux (Likeness)"),
     ("LikenessAutoCropFace", LikenessAutoCropFace, "Auto-crop Face (Likeness)"),
     ("LikenessUpscaleIfSmall", LikenessUpscaleIfSmall, "Upscale Face If Small (Likeness)"),
     ("LikenessPasteFaceBack", LikenessPasteFaceBack, "Paste Face Back (Likeness)"),

@@ -34,13 +34,22 @@ def pack_node_ids() -> list[str]:
 
 
 def _write_model_files(models: Path) -> dict[str, str]:
-    """Tiny model files that core loaders read from the models folder as a user's would."""
-    from standins.weights import write_tiny_esrgan
+    """Tiny model files that loaders read from the models folder exactly as a user's would."""
+    from standins.facexlib_weights import write_random_bisenet
+    from standins.insightface_onnx import layout_insightface_models, write_tiny_insightface
+    from standins.weights import write_tiny_esrgan, write_tiny_eva, write_tiny_pulid
 
     files = {}
-    up = models / "upscale_models"
-    up.mkdir(parents=True, exist_ok=True)
-    files["esrgan"] = write_tiny_esrgan(up / "tiny_esrgan_x4.safetensors").name
+    for sub in ("upscale_models", "pulid", "eva_clip", "facexlib"):
+        (models / sub).mkdir(parents=True, exist_ok=True)
+    files["esrgan"] = write_tiny_esrgan(models / "upscale_models" / "tiny_esrgan_x4.safetensors").name
+    files["pulid"] = write_tiny_pulid(models / "pulid" / "tiny_pulid_flux.safetensors").name
+    files["eva"] = write_tiny_eva(models / "eva_clip" / "tiny_eva02_clip.safetensors").name
+    files["parsing"] = write_random_bisenet(models / "facexlib" / "parsing_bisenet.pth").name
+    layout_insightface_models(models, names=("antelopev2",), faces=1)
+    insight = models / "insightface" / "models"
+    write_tiny_insightface(insight / "noface", faces=0)
+    write_tiny_insightface(insight / "three_faces", faces=3)
     return files
 
 
