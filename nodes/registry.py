@@ -6,6 +6,7 @@ from .control_nodes import LikenessFluxUnionMode
 from .crop_nodes import LikenessAutoCropFace, LikenessPasteFaceBack, LikenessUpscaleIfSmall
 from .face_nodes import LikenessFaceAnalysisLoader, LikenessFaceEmbedDistance, LikenessFaceJudgeLoader
 from .pulid_nodes import LikenessApplyPulidFlux, LikenessEvaClipLoader, LikenessPulidFluxLoader
+from .report_nodes import LikenessEnhancementReport
 
 _NODES = [
     ("LikenessFluxUnionMode", LikenessFluxUnionMode, "Flux Union ControlNet Mode (Likeness)"),
@@ -18,6 +19,7 @@ _NODES = [
     ("LikenessUpscaleIfSmall", LikenessUpscaleIfSmall, "Upscale Face If Small (Likeness)"),
     ("LikenessPasteFaceBack", LikenessPasteFaceBack, "Paste Face Back (Likeness)"),
     ("LikenessFaceEmbedDistance", LikenessFaceEmbedDistance, "Face Embed Distance (Likeness)"),
+    ("LikenessEnhancementReport", LikenessEnhancementReport, "Enhancement Report (Likeness)"),
 ]
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, cls, _ in _NODES}
