@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .api import ComfyClient
+from .graphs import t2i_flux
 from .provision import ensure_comfyui
 from .server import PACK_DIR, EmbeddedServer
 
@@ -74,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with EmbeddedServer(comfyui, custom_nodes=extra, models_dir=models_dir) as server:
         client: ComfyClient = server.start()
         t_up = time.monotonic() - t0
-        graph = _harness_graph(args.prompt, args.size, args.steps, args.seed)
+        graph = t2i_flux(args.prompt, args.size, args.steps, args.seed, scheduler="beta", prefix="likeness_demo")
         result = client.run(graph, on_event=_progress)
         written = []
         for rec in result.images():
@@ -93,35 +94,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"outputs written to {out_dir}: {', '.join(Path(w).name for w in written)} (+ demo_result.json)")
     _say(("STAND-IN RANDOM WEIGHTS WERE USED; " if standin else "") + f"done in {summary['total_s']} s")
     return 0
-
-
-def _harness_graph(prompt: str, size: int, steps: int, seed: int) -> dict:
-    return {
-        "1": {"class_type": "LikenessTestTinyFlux", "inputs": {"seed": 0}},
-        "2": {"class_type": "LikenessTestTinyTextEncoder", "inputs": {"seed": 0}},
-        "3": {"class_type": "LikenessTestTinyVAE", "inputs": {"seed": 0}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": prompt}},
-        "5": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["4", 0], "guidance": 3.5}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": ""}},
-        "7": {"class_type": "EmptySD3LatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
-        "8": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": ["1", 0],
-                "positive": ["5", 0],
-                "negative": ["6", 0],
-                "latent_image": ["7", 0],
-                "seed": seed,
-                "steps": steps,
-                "cfg": 1.0,
-                "sampler_name": "euler",
-                "scheduler": "beta",
-                "denoise": 1.0,
-            },
-        },
-        "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["3", 0]}},
-        "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "likeness_demo"}},
-    }
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,6 +64,16 @@ class Comfy:
     def run(self, graph: dict, timeout: float = 300.0):
         return self.client.run(graph, timeout=timeout)
 
+    def upload(self, arr, name: str) -> str:
+        """Upload an HxWx3 uint8 array as PNG through /upload/image; returns the stored name."""
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        return self.client.upload_image(buf.getvalue(), name)["name"]
+
     def image(self, record: dict):
         import io
 

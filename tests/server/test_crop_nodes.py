@@ -1,6 +1,5 @@
 """Auto-crop, Upscale If Small and Paste Face Back through the live server, on real photos with dlib."""
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +10,6 @@ from client.api import ExecutionFailed
 
 ASTRONAUT_FACE = (172, 70, 270, 180)  # hand-measured box of Eileen Collins' face in skimage's astronaut
 
-
-def _upload(comfy, arr, name):
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return comfy.client.upload_image(buf.getvalue(), name)["name"]
 
 
 def _crop_node(image_ref, index=0, no_face="error", working=512):
@@ -39,7 +33,7 @@ def test_crop_then_paste_changes_only_the_face_region(comfy):
     import skimage.data
 
     astronaut = skimage.data.astronaut()
-    g = _base(_upload(comfy, astronaut, "astro_crop.png"))
+    g = _base(comfy.upload(astronaut, "astro_crop.png"))
     g["crop"] = _crop_node(["in", 0])
     g["inv"] = {"class_type": "ImageInvert", "inputs": {"image": ["crop", 0]}}
     g["paste"] = {
@@ -69,7 +63,7 @@ def test_every_face_of_a_group_photo_is_cropped(comfy):
 
     t1 = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
     arr = np.asarray(Image.open(t1).convert("RGB"))
-    g = _base(_upload(comfy, arr, "t1.png"))
+    g = _base(comfy.upload(arr, "t1.png"))
     g["crop"] = _crop_node(["in", 0], index=-1, working=128)
     g["save"] = {"class_type": "SaveImage", "inputs": {"images": ["crop", 0], "filename_prefix": "t1crops"}}
     images = comfy.run(g).images("save")
@@ -78,7 +72,7 @@ def test_every_face_of_a_group_photo_is_cropped(comfy):
 
 def test_no_face_policy_error_and_pass_through(comfy):
     blank = np.full((96, 160, 3), 128, np.uint8)
-    name = _upload(comfy, blank, "blank_crop.png")
+    name = comfy.upload(blank, "blank_crop.png")
     g = _base(name)
     g["crop"] = _crop_node(["in", 0])
     g["save"] = {"class_type": "SaveImage", "inputs": {"images": ["crop", 0], "filename_prefix": "nf"}}
@@ -100,7 +94,7 @@ def test_upscale_if_small_runs_esrgan_on_a_small_face(comfy):
     import skimage.data
 
     astronaut = skimage.data.astronaut()
-    g = _base(_upload(comfy, astronaut, "astro_up.png"))
+    g = _base(comfy.upload(astronaut, "astro_up.png"))
     g["crop"] = _crop_node(["in", 0])
     g["um"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": comfy.files["esrgan"]}}
     g["up"] = {"class_type": "LikenessUpscaleIfSmall", "inputs": {"image": ["in", 0], "crop_data": ["crop", 2], "upscale_model": ["um", 0]}}

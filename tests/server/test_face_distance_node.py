@@ -1,9 +1,9 @@
 """Face Embed Distance through the live server on real photos with the real dlib judge."""
 
-import io
 import math
 
 import numpy as np
+import photos
 import pytest
 from PIL import Image
 
@@ -11,19 +11,8 @@ from client.api import ExecutionFailed
 
 
 def _photos():
-    import matplotlib.cbook
-    import skimage.data
+    return photos.astronaut(), photos.grace_hopper()
 
-    astronaut = skimage.data.astronaut()
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = np.asarray(Image.open(f).convert("RGB"))
-    return astronaut, hopper
-
-
-def _upload(comfy, arr, name):
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return comfy.client.upload_image(buf.getvalue(), name)["name"]
 
 
 def _graph(ref_name, img_names, metric="cosine", judge="dlib (hog)"):
@@ -60,8 +49,8 @@ def test_node_equals_pure_function_on_real_faces(comfy):
     # ImageBatch resizes to the first image's size; give all images the same size so pixels match.
     hopper_512 = np.asarray(Image.fromarray(hopper).resize((512, 512), Image.BICUBIC))
     blank_512 = np.asarray(Image.fromarray(blank).resize((512, 512)))
-    names = [_upload(comfy, a, n) for a, n in ((mirrored, "astro_mirror.png"), (hopper_512, "hopper.png"), (blank_512, "blank.png"))]
-    ref = _upload(comfy, astronaut, "astro.png")
+    names = [comfy.upload(a, n) for a, n in ((mirrored, "astro_mirror.png"), (hopper_512, "hopper.png"), (blank_512, "blank.png"))]
+    ref = comfy.upload(astronaut, "astro.png")
     out = comfy.run(_graph(ref, names)).outputs["3"]
     rows = out["likeness_face_distance"]
     assert [r["judge"] for r in rows] == ["dlib-resnet-v1 (hog)"] * 3
@@ -86,13 +75,13 @@ def test_node_equals_pure_function_on_real_faces(comfy):
 
 def test_reference_without_face_names_the_index(comfy):
     blank = np.full((128, 128, 3), 90, np.uint8)
-    name = _upload(comfy, blank, "blank_ref.png")
+    name = comfy.upload(blank, "blank_ref.png")
     with pytest.raises(ExecutionFailed, match="reference image 0"):
         comfy.run(_graph(name, [name]))
 
 
 def test_missing_insightface_pack_names_the_expected_folder(comfy):
     astronaut, _ = _photos()
-    name = _upload(comfy, astronaut, "astro2.png")
+    name = comfy.upload(astronaut, "astro2.png")
     with pytest.raises(ExecutionFailed, match=r"models/insightface/models/buffalo_l"):
         comfy.run(_graph(name, [name], judge="insightface: buffalo_l"))

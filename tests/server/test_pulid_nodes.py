@@ -1,6 +1,5 @@
 """Apply PuLID-Flux through the live server on the tiny stand-ins: behaviour, isolation, cache, errors."""
 
-import io
 import re
 
 import numpy as np
@@ -9,12 +8,6 @@ from graphs import t2i_flux
 from PIL import Image
 
 from client.api import ExecutionFailed, PromptRejected
-
-
-def _upload(comfy, arr, name):
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return comfy.client.upload_image(buf.getvalue(), name)["name"]
 
 
 def _face(seed, size=96):
@@ -51,7 +44,7 @@ def _run_img(comfy, graph):
 
 @pytest.fixture(scope="module")
 def refs(comfy):
-    return [_upload(comfy, _face(s), f"ref{s}.png") for s in (1, 2)]
+    return [comfy.upload(_face(s), f"ref{s}.png") for s in (1, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +85,7 @@ def test_no_pollution_of_a_plain_graph(comfy, refs, plain):
 
 
 def test_encoders_run_once_then_come_from_the_cache(comfy, refs):
-    ref = _upload(comfy, _face(11), "ref_cache.png")
+    ref = comfy.upload(_face(11), "ref_cache.png")
     before = len(comfy.server.log_text())
     _run_img(comfy, _with_pulid(comfy, [ref]))
     _run_img(comfy, _with_pulid(comfy, [ref], weight=0.9))

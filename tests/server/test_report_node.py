@@ -1,9 +1,9 @@
 """Enhancement Report through the live server on real photos with the real dlib judge."""
 
-import io
 import math
 
 import numpy as np
+import photos
 import pytest
 from PIL import Image
 
@@ -11,19 +11,8 @@ from client.api import ExecutionFailed
 
 
 def _photos():
-    import matplotlib.cbook
-    import skimage.data
+    return photos.astronaut(), photos.grace_hopper()
 
-    astronaut = skimage.data.astronaut()
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = np.asarray(Image.open(f).convert("RGB"))
-    return astronaut, hopper
-
-
-def _upload(comfy, arr, name):
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return comfy.client.upload_image(buf.getvalue(), name)["name"]
 
 
 def _face_swapped(astronaut, hopper):
@@ -61,9 +50,9 @@ def _graph(ref, before, after, mask_value=None):
 def test_restoring_the_face_scores_a_positive_delta(comfy):
     astronaut, hopper = _photos()
     before = _face_swapped(astronaut, hopper)
-    ref = _upload(comfy, astronaut, "rep_astro.png")
-    before_name = _upload(comfy, before, "rep_before.png")
-    after = _upload(comfy, astronaut, "rep_after.png")
+    ref = comfy.upload(astronaut, "rep_astro.png")
+    before_name = comfy.upload(before, "rep_before.png")
+    after = comfy.upload(astronaut, "rep_after.png")
     out = comfy.run(_graph(ref, before_name, after)).outputs["5"]
     (row,) = out["likeness_report"]
     assert out["images"], "the side-by-side preview is shown in the UI"
@@ -84,8 +73,8 @@ def test_restoring_the_face_scores_a_positive_delta(comfy):
 @pytest.mark.slow
 def test_a_zero_mask_scores_the_whole_frame(comfy):
     astronaut, hopper = _photos()
-    ref = _upload(comfy, astronaut, "rep_astro2.png")
-    before = _upload(comfy, _face_swapped(astronaut, hopper), "rep_before2.png")
+    ref = comfy.upload(astronaut, "rep_astro2.png")
+    before = comfy.upload(_face_swapped(astronaut, hopper), "rep_before2.png")
     out = comfy.run(_graph(ref, before, ref, mask_value=0.0)).outputs["5"]
     (row,) = out["likeness_report"]
     # An all-zero face_mask leaves the whole frame "outside": the swapped face now counts.
@@ -97,7 +86,7 @@ def test_a_zero_mask_scores_the_whole_frame(comfy):
 
 def test_size_mismatch_names_both_sizes(comfy):
     astronaut, hopper = _photos()
-    a = _upload(comfy, astronaut, "rep_astro3.png")
-    h = _upload(comfy, hopper, "rep_hopper.png")
+    a = comfy.upload(astronaut, "rep_astro3.png")
+    h = comfy.upload(hopper, "rep_hopper.png")
     with pytest.raises(ExecutionFailed, match=r"before is 512x512 but after is 512x600"):
         comfy.run(_graph(a, a, h))

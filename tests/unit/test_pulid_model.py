@@ -10,30 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from standins.configs import UNIT_PULID
 
 import pulid
 from pulid import PerceiverAttentionCA, PulidFluxConfig, build_pulid_flux, id_cond_from
 from pulid.model import PerceiverAttention
 
-TINY = PulidFluxConfig(
-    encoder_dim=64,
-    encoder_depth=4,
-    num_scales=2,
-    encoder_heads=4,
-    encoder_dim_head=16,
-    ff_mult=4,
-    num_queries=8,
-    num_id_tokens=3,
-    id_cond_dim=40,
-    id_hidden_dim=32,
-    vit_dim=24,
-    mapping_hidden_dim=32,
-    id_token_dim=48,
-    num_ca=6,
-    flux_dim=96,
-    ca_heads=4,
-    ca_dim_head=16,
-)
+TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
 
 
 def _manifest_path() -> Path:

@@ -7,29 +7,12 @@ import math
 
 import pytest
 import torch
+from standins.configs import UNIT_PULID
 
-from pulid import PulidFluxConfig, build_pulid_flux, ca_schedule, flux_block_patches
+from pulid import build_pulid_flux, ca_schedule, flux_block_patches
 from pulid import patch as patch_mod
 
-TINY = PulidFluxConfig(
-    encoder_dim=64,
-    encoder_depth=4,
-    num_scales=2,
-    encoder_heads=4,
-    encoder_dim_head=16,
-    ff_mult=4,
-    num_queries=8,
-    num_id_tokens=3,
-    id_cond_dim=40,
-    id_hidden_dim=32,
-    vit_dim=24,
-    mapping_hidden_dim=32,
-    id_token_dim=48,
-    num_ca=6,
-    flux_dim=96,
-    ca_heads=4,
-    ca_dim_head=16,
-)
+TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
 N_DOUBLE, N_SINGLE = 5, 9  # blocks 0,2,4 -> CA 0..2 ; single 0,4,8 -> CA 3..5
 TXT, IMG, B = 4, 10, 2
 

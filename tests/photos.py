@@ -1,0 +1,30 @@
+"""Real face photos that ship inside PyPI packages (see shared/notes/face_models.md for licences)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def astronaut() -> np.ndarray:
+    """Eileen Collins, 512x512 RGB (NASA, public domain), from scikit-image."""
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+def grace_hopper() -> np.ndarray:
+    """Grace Hopper, 600x512 RGB (US Navy, public domain), from matplotlib."""
+    import matplotlib.cbook
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
+def group_t1() -> np.ndarray:
+    """insightface's bundled t1.jpg: six people."""
+    import insightface
+
+    return np.asarray(Image.open(Path(insightface.__file__).parent / "data" / "images" / "t1.jpg").convert("RGB"))
