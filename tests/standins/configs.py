@@ -1,6 +1,13 @@
 """Tiny model configs shared by the unit tests (in-code, diffusers style)."""
 
-from pulid import PulidFluxConfig
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from pulid import PulidFluxConfig, build_pulid_flux
 
 # A PuLID-Flux small enough for CPU unit tests: 6 CA modules for a Flux with 5 double / 9 single blocks.
 UNIT_PULID = PulidFluxConfig(
@@ -22,3 +29,36 @@ UNIT_PULID = PulidFluxConfig(
     ca_heads=4,
     ca_dim_head=16,
 )
+
+
+def shared_dir() -> Path:
+    """../shared beside the checkout (CI lays it there); LIKENESS_SHARED overrides."""
+    env = os.environ.get("LIKENESS_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
+
+
+def read_manifest(name: str) -> dict[str, tuple[int, ...]]:
+    """A key/shape manifest from shared/reference as {key: shape}."""
+    path = shared_dir() / "reference" / name
+    if not path.is_file():
+        pytest.fail(f"manifest not found at {path}: put shared/ beside the checkout or set LIKENESS_SHARED")
+    out = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, shape = line.split("\t")
+        out[key] = tuple(int(s) for s in shape.strip("[] ").split(",") if s.strip())
+    return out
+
+
+def seeded_unit_pulid(seed: int = 0):
+    """UNIT_PULID with seeded weights scaled so activations stay O(1)."""
+    model = build_pulid_flux(UNIT_PULID)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
+    return model.eval()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from standins.configs import UNIT_PULID
+from standins.configs import UNIT_PULID, read_manifest, seeded_unit_pulid
 
 from pulid import (
     PulidCheckpointError,
     PulidFluxConfig,
-    build_pulid_flux,
     detect_config,
     load_pulid_flux,
     load_pulid_flux_file,
@@ -25,35 +22,18 @@ from pulid import (
 TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
 
 
+
 def _manifest() -> dict[str, tuple[int, ...]]:
-    shared = os.environ.get("LIKENESS_SHARED")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2].parent / "shared"
-    path = base / "reference" / "pulid_flux_v0.9.x.keys.tsv"
-    if not path.is_file():
-        pytest.skip(f"manifest not found at {path} (set LIKENESS_SHARED)")
-    out = {}
-    for line in path.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        key, shape = line.split("\t")
-        out[key] = tuple(int(s) for s in shape.strip("[] ").split(",") if s.strip())
-    return out
+    return read_manifest("pulid_flux_v0.9.x.keys.tsv")
 
 
 def _meta_sd(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     return {k: torch.empty(s, device="meta") for k, s in shapes.items()}
 
 
+
 def _tiny_model(seed: int = 0):
-    model = build_pulid_flux(TINY)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
-    return model.eval()
+    return seeded_unit_pulid(seed)
 
 
 def _inputs(batch: int = 2, seed: int = 1):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from standins.configs import UNIT_PULID
+from standins.configs import UNIT_PULID, read_manifest
 
 import pulid
 from pulid import PerceiverAttentionCA, PulidFluxConfig, build_pulid_flux, id_cond_from
@@ -19,23 +17,10 @@ from pulid.model import PerceiverAttention
 TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
 
 
-def _manifest_path() -> Path:
-    shared = os.environ.get("LIKENESS_SHARED")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2].parent / "shared"
-    return base / "reference" / "pulid_flux_v0.9.x.keys.tsv"
 
 
 def _manifest() -> dict[str, tuple[int, ...]]:
-    path = _manifest_path()
-    if not path.is_file():
-        pytest.skip(f"manifest not found at {path} (set LIKENESS_SHARED)")
-    out = {}
-    for line in path.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        key, shape = line.split("\t")
-        out[key] = tuple(int(s) for s in shape.strip("[] ").split(",") if s.strip())
-    return out
+    return read_manifest("pulid_flux_v0.9.x.keys.tsv")
 
 
 def _randomize(module: torch.nn.Module, seed: int = 0) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
-from standins.configs import UNIT_PULID
+from standins.configs import UNIT_PULID, seeded_unit_pulid
 
-from pulid import build_pulid_flux, ca_schedule, flux_block_patches
+from pulid import ca_schedule, flux_block_patches
 from pulid import patch as patch_mod
 
 TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
@@ -17,16 +16,9 @@ N_DOUBLE, N_SINGLE = 5, 9  # blocks 0,2,4 -> CA 0..2 ; single 0,4,8 -> CA 3..5
 TXT, IMG, B = 4, 10, 2
 
 
+
 def _model(seed: int = 0):
-    model = build_pulid_flux(TINY)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
-    return model.eval().requires_grad_(False)
+    return seeded_unit_pulid(seed).requires_grad_(False)
 
 
 def _ids(batch: int = 1, seed: int = 1):
