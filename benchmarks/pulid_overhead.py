@@ -18,7 +18,6 @@ import logging
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,5 +100,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
     raise SystemExit(main())

@@ -21,6 +21,7 @@ from .types import CATEGORY, EVA_CLIP, FACE_ANALYSIS, PULID
 log = logging.getLogger(__name__)
 
 DTYPES = ["auto", "float32", "bfloat16", "float16"]
+DTYPE_INPUT = (DTYPES, {"default": "auto", "tooltip": "auto: bfloat16 on GPUs that support it, float32 on CPU."})
 FUSIONS = ("mean", "max", "concat")
 NO_PARSING = "none (keep background)"
 
@@ -56,7 +57,7 @@ class LikenessPulidFluxLoader:
         return {
             "required": {
                 "pulid_file": (host.list_model_files("pulid"), {"tooltip": "A PuLID-Flux weights file in models/pulid."}),
-                "dtype": (DTYPES, {"default": "auto", "tooltip": "auto: bfloat16 on GPUs that support it, float32 on CPU."}),
+                "dtype": DTYPE_INPUT,
             }
         }
 
@@ -81,7 +82,7 @@ class LikenessEvaClipLoader:
         return {
             "required": {
                 "eva_file": (host.list_model_files("eva_clip"), {"tooltip": "The EVA-CLIP checkpoint."}),
-                "dtype": (DTYPES, {"default": "auto", "tooltip": "auto: bfloat16 on GPUs that support it, float32 on CPU."}),
+                "dtype": DTYPE_INPUT,
             }
         }
 
