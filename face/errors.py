@@ -32,12 +32,9 @@ class NoFaceError(FaceError):
     def __init__(self, index: int | None, role: str = "reference", *, hint: str | None = None):
         self.index = index
         self.role = role
-        if index is None:
-            msg = f"no {role} image has a detectable face: use clearer, larger frontal photos"
-        else:
-            msg = f"{role} image {index} has no detectable face: use a clearer frontal photo or set no_face='skip'"
-        if hint:
-            msg = f"{msg} ({hint})"
+        what = f"no {role} image has" if index is None else f"{role} image {index} has no"
+        fix = hint or "use a clearer, larger frontal photo"
+        msg = f"{what} detectable face: {fix}" if index is not None else f"{what} a detectable face: {fix}"
         super().__init__(msg)
 
 

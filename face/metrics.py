@@ -52,6 +52,9 @@ class DistanceResult:
     no_face: bool
 
 
+SKIP_HINT = "use a clearer frontal photo, or set reference_without_face (no_face in face.metrics) to 'skip'"
+
+
 def _vector(x: np.ndarray, what: str) -> np.ndarray:
     v = np.asarray(x, dtype=np.float64).reshape(-1)
     if v.size == 0 or not np.all(np.isfinite(v)):
@@ -101,7 +104,7 @@ def reference_embedding(
     for i, e in enumerate(items):
         if e is None:
             if no_face == "error":
-                raise NoFaceError(i, "reference")
+                raise NoFaceError(i, "reference", hint=SKIP_HINT)
             continue
         kept.append(_vector(e, f"reference embedding {i}"))
     if not kept:

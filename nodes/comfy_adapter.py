@@ -44,6 +44,28 @@ def list_model_files(name: str) -> list[str]:
     return folder_paths.get_filename_list(name)
 
 
+def list_model_dirs(name: str, marker: str = "config.json") -> list[str]:
+    """Sub-folders of a registered model folder that hold ``marker`` (e.g. models/LLM/Florence-2-large)."""
+    found = set()
+    for root in model_folder_paths(name):
+        if os.path.isdir(root):
+            for entry in os.listdir(root):
+                if os.path.isfile(os.path.join(root, entry, marker)):
+                    found.add(entry)
+    return sorted(found)
+
+
+def model_dir_path(name: str, folder: str) -> str:
+    """Full path of a model sub-folder, refusing names that escape it; the first root when it is absent."""
+    if os.path.isabs(folder) or any(part in ("..", "") for part in folder.replace("\\", "/").split("/")):
+        raise ValueError(f"model folder {folder!r} must be a folder name inside models/{name}, not a path")
+    roots = model_folder_paths(name)
+    for root in roots:
+        if os.path.isdir(os.path.join(root, folder)):
+            return os.path.join(root, folder)
+    return os.path.join(roots[0], folder)
+
+
 def model_file_path(folder: str, filename: str) -> str:
     """Full path of a model file, refusing names that escape the folder (``..``, absolute paths)."""
     if os.path.isabs(filename) or ".." in filename.replace("\\", "/").split("/"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .caption_nodes import LikenessCaption, LikenessFlorence2Loader
 from .control_nodes import LikenessFluxUnionMode
 from .crop_nodes import LikenessAutoCropFace, LikenessPasteFaceBack, LikenessUpscaleIfSmall
 from .face_nodes import LikenessFaceAnalysisLoader, LikenessFaceEmbedDistance, LikenessFaceJudgeLoader
@@ -18,6 +19,8 @@ _NODES = [
     ("LikenessAutoCropFace", LikenessAutoCropFace, "Auto-crop Face (Likeness)"),
     ("LikenessUpscaleIfSmall", LikenessUpscaleIfSmall, "Upscale Face If Small (Likeness)"),
     ("LikenessPasteFaceBack", LikenessPasteFaceBack, "Paste Face Back (Likeness)"),
+    ("LikenessFlorence2Loader", LikenessFlorence2Loader, "Load Florence-2 Captioner (Likeness)"),
+    ("LikenessCaption", LikenessCaption, "Caption or Manual Prompt (Likeness)"),
     ("LikenessFaceEmbedDistance", LikenessFaceEmbedDistance, "Face Embed Distance (Likeness)"),
     ("LikenessEnhancementReport", LikenessEnhancementReport, "Enhancement Report (Likeness)"),
 ]

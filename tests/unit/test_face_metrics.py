@@ -109,7 +109,7 @@ def test_reference_without_face_raises_with_index_or_is_skipped():
         face_embed_distance([A, None, B], [B], "cosine", 0.68)
     assert info.value.index == 1
     assert "reference image 1 has no detectable face" in str(info.value)
-    assert "no_face='skip'" in str(info.value)
+    assert "reference_without_face (no_face in face.metrics) to 'skip'" in str(info.value)
     # skipping leaves [A, B]: unit mean [0.8, 0.4] -> cos with B = (0.48 + 0.32) / sqrt(0.8) = 0.8 / 0.894
     (r,) = face_embed_distance([A, None, B], [B], "cosine", 0.68, no_face="skip")
     assert r.cosine_similarity == pytest.approx(0.8 / math.sqrt(0.8))
@@ -148,6 +148,6 @@ def test_identity_similarity_and_delta_id():
 
 def test_no_face_error_messages():
     err = NoFaceError(2, "reference")
-    assert str(err) == ("reference image 2 has no detectable face: use a clearer frontal photo or set no_face='skip'")
+    assert str(err) == "reference image 2 has no detectable face: use a clearer, larger frontal photo"
     assert err.index == 2
     assert "image 0" in str(NoFaceError(0, "generated"))
