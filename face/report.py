@@ -69,6 +69,7 @@ def enhancement_report(
     before_box: Box | None = None,
     after_box: Box | None = None,
     reference_without_face: str = "error",
+    lpips_model: Any = None,
 ) -> dict:
     """Identity change and preservation of one before/after pair.
 
@@ -81,7 +82,8 @@ def enhancement_report(
     Returns a dict: cos_before, cos_after, delta_id (NaN when a face is missing), no_face_before,
     no_face_after, psnr_outside (dB; inf when outside pixels are identical, NaN when the mask covers the
     frame), psnr_identical, ssim_outside (NaN when nothing is left to score), mask_source ("input",
-    "face boxes x1.3" or "none: whole frame"), mask_coverage (fraction of pixels inside the mask).
+    "face boxes x1.3" or "none: whole frame"), mask_coverage (fraction of pixels inside the mask),
+    lpips_outside (LPIPS-Alex outside the same mask when ``lpips_model`` is given, see face/lpips.py; else NaN).
     """
     ref = reference_embedding(ref_embs, "cosine", no_face=reference_without_face)
     cos_b = identity_similarity(ref, before_emb)
@@ -113,6 +115,14 @@ def enhancement_report(
         ssim = ssim_outside(b, a, mask)
     except ValueError:
         ssim = math.nan
+    lp = math.nan
+    if lpips_model is not None:
+        from .lpips import lpips_outside
+
+        try:
+            lp = lpips_outside(lpips_model, b.to(torch.float32), a.to(torch.float32), mask)
+        except ValueError:
+            lp = math.nan
     return {
         "cos_before": cos_b,
         "cos_after": cos_a,
@@ -124,6 +134,7 @@ def enhancement_report(
         "ssim_outside": ssim,
         "mask_source": source,
         "mask_coverage": coverage,
+        "lpips_outside": lp,
     }
 
 

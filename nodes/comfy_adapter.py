@@ -23,6 +23,8 @@ MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     # EVA02_CLIP_L_336_psz14_s6B.pt: its own folder, and clip_vision where many users put it.
     "eva_clip": ("eva_clip", "clip_vision"),
     "LLM": ("LLM",),
+    # alexnet-owt-7be5be79.pth + LPIPS v0.1 alex.pth, for the optional LPIPS score of the report.
+    "lpips": ("lpips",),
 }
 
 
@@ -32,7 +34,7 @@ def register_model_folders() -> None:
         for sub in subdirs:
             folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, sub))
         paths, exts = folder_paths.folder_names_and_paths[name]
-        if not exts and name not in ("insightface", "facexlib", "LLM"):
+        if not exts and name not in ("insightface", "facexlib", "LLM", "lpips"):
             folder_paths.folder_names_and_paths[name] = (paths, set(WEIGHT_EXTENSIONS))
 
 

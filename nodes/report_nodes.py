@@ -9,12 +9,27 @@ import numpy as np
 import torch
 
 from ..face.judge import to_rgb_uint8
+from ..face.lpips import ALEXNET_FILE, LIN_FILE, find_lpips_files, load_lpips
 from ..face.report import enhancement_report, format_report, side_by_side
 from . import comfy_adapter as host
 from .face_nodes import _embed_batch, _json_number
 from .types import CATEGORY, FACE_JUDGE
 
 log = logging.getLogger(__name__)
+
+
+_LPIPS: dict[tuple[str, str], object] = {}
+
+
+def _lpips():
+    """The LPIPS model when both weight files are present (models/lpips, torch hub cache, lpips package)."""
+    alex, lin = find_lpips_files(host.model_folder_paths("lpips"))
+    if alex is None or lin is None:
+        return None, f"not computed: put {ALEXNET_FILE} and LPIPS v0.1 {LIN_FILE} in models/lpips"
+    key = (str(alex), str(lin))
+    if key not in _LPIPS:
+        _LPIPS[key] = load_lpips(alex, lin)
+    return _LPIPS[key], f"LPIPS-Alex v0.1 ({alex.name}, {lin.name})"
 
 
 def _size(images: torch.Tensor) -> str:
@@ -74,6 +89,7 @@ class LikenessEnhancementReport:
                     f"Enhancement Report: face_mask is {int(mask.shape[1])}x{int(mask.shape[0])} but the images are "
                     f"{_size(before)} (WxH); give a mask of the images' size or leave face_mask empty."
                 )
+        lpips_model, lpips_note = _lpips()
         refs = _embed_batch(judge, reference, "largest", 0)
         (b_emb, b_rec), = _embed_batch(judge, before[:1], "largest", 0)
         (a_emb, a_rec), = _embed_batch(judge, after[:1], "largest", 0)
@@ -86,6 +102,7 @@ class LikenessEnhancementReport:
             None if mask is None else mask.cpu(),
             before_box=b_rec.box if b_rec else None,
             after_box=a_rec.box if a_rec else None,
+            lpips_model=lpips_model,
         )
         ref_rec = refs[0][1]
         panel = side_by_side(
@@ -108,6 +125,8 @@ class LikenessEnhancementReport:
             "psnr_identical": rep["psnr_identical"],
             "mask_source": rep["mask_source"],
             "mask_coverage": rep["mask_coverage"],
+            "lpips_outside": _json_number(rep["lpips_outside"]),
+            "lpips": lpips_note,
             "images_measured": {"before": 0, "after": 0, "before_batch": int(before.shape[0]), "after_batch": int(after.shape[0])},
             "judge": judge.name,
         }

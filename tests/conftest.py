@@ -38,6 +38,7 @@ def _write_model_files(models: Path) -> dict[str, str]:
     from standins.facexlib_weights import write_random_bisenet
     from standins.florence2 import write_remote_code_layout, write_tiny_florence2
     from standins.insightface_onnx import layout_insightface_models, write_tiny_insightface
+    from standins.lpips_weights import write_random_lpips
     from standins.weights import write_tiny_esrgan, write_tiny_eva, write_tiny_pulid
 
     files = {}
@@ -47,6 +48,7 @@ def _write_model_files(models: Path) -> dict[str, str]:
     files["pulid"] = write_tiny_pulid(models / "pulid" / "tiny_pulid_flux.safetensors").name
     files["eva"] = write_tiny_eva(models / "eva_clip" / "tiny_eva02_clip.safetensors").name
     files["parsing"] = write_random_bisenet(models / "facexlib" / "parsing_bisenet.pth").name
+    files["lpips"] = write_random_lpips(models / "lpips")[0].name
     files["florence2"] = write_tiny_florence2(models / "LLM" / "tiny-florence2").name
     files["florence2_remote_code"] = write_remote_code_layout(models / "LLM" / "Florence-2-remote-code").name
     layout_insightface_models(models, names=("antelopev2",), faces=1)

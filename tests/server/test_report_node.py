@@ -82,6 +82,15 @@ def test_a_zero_mask_scores_the_whole_frame(comfy):
     assert row["mask_source"] == "input" and row["mask_coverage"] == 0.0
     assert 0.9 < row["ssim_outside"] < 1.0
     assert math.isfinite(row["psnr_outside"]) and row["psnr_identical"] is False
+    # LPIPS (random stand-in weights in models/lpips) over the whole frame equals the pure function's.
+    from face.lpips import load_lpips, lpips_outside
+
+    lp_dir = comfy.server.models / "lpips"
+    model = load_lpips(lp_dir / "alexnet-owt-7be5be79.pth", lp_dir / "alex.pth")
+    before_img = _face_swapped(astronaut, hopper).astype(np.float32) / 255.0
+    expected = lpips_outside(model, before_img, astronaut.astype(np.float32) / 255.0)
+    assert row["lpips"].startswith("LPIPS-Alex v0.1")
+    assert row["lpips_outside"] == pytest.approx(expected, rel=1e-4) and expected > 0
 
 
 def test_size_mismatch_names_both_sizes(comfy):
