@@ -48,6 +48,10 @@ class ServerUnavailable(ComfyError):
     """The server could not be reached after the retries."""
 
 
+class PromptLost(ComfyError):
+    """The server no longer knows the prompt (neither queued nor in its history): it was restarted."""
+
+
 def format_prompt_error(payload: dict) -> str:
     """Turn a /prompt 400 body into one readable message naming node, input and reason."""
     err = payload.get("error") or {}
@@ -123,9 +127,12 @@ class ComfyClient:
     def object_info(self) -> dict:
         return self.get_json("/object_info")
 
-    def queue_prompt(self, graph: dict) -> str:
+    def queue_prompt(self, graph: dict, extra_data: dict | None = None) -> str:
+        payload = {"prompt": graph, "client_id": self.client_id}
+        if extra_data:
+            payload["extra_data"] = extra_data
         try:
-            out = self.post_json("/prompt", {"prompt": graph, "client_id": self.client_id})
+            out = self.post_json("/prompt", payload)
         except urllib.error.HTTPError as e:
             body = e.read()
             if e.code == 400:
@@ -138,6 +145,22 @@ class ComfyClient:
 
     def history(self, prompt_id: str) -> dict:
         return self.get_json(f"/history/{urllib.parse.quote(prompt_id)}").get(prompt_id, {})
+
+    def history_all(self, max_items: int = 1000) -> dict:
+        return self.get_json(f"/history?max_items={int(max_items)}")
+
+    def queue(self) -> dict:
+        """{"queue_running": [...], "queue_pending": [...]}; each item is [number, prompt_id, prompt, extra_data, ...]."""
+        return self.get_json("/queue")
+
+    def find_output(self, filename: str, subfolder: str = "", type: str = "output") -> bytes | None:
+        """The bytes of an output file, or None when the server has no such file (404)."""
+        try:
+            return self.view(filename, subfolder, type)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
 
     def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
         q = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": type})
@@ -173,6 +196,10 @@ class ComfyClient:
         """
         ws = self._open_ws()
         prompt_id = self.queue_prompt(graph)
+        return self.wait(prompt_id, timeout, on_event, ws)
+
+    def wait(self, prompt_id: str, timeout: float = 600.0, on_event: Callable[[dict], None] | None = None, ws: Any = None) -> PromptResult:
+        """Wait for a queued prompt (following ``ws`` events when given) and return its result."""
         events: list[dict] = []
         deadline = time.monotonic() + timeout
         try:
@@ -211,10 +238,13 @@ class ComfyClient:
     def _follow_ws(self, ws, prompt_id, deadline, events, on_event) -> None:
         while time.monotonic() < deadline:
             try:
-                ws.settimeout(max(0.1, min(5.0, deadline - time.monotonic())))
+                ws.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
                 raw = ws.recv()
             except Exception as e:  # noqa: BLE001
                 if type(e).__name__ == "WebSocketTimeoutException":
+                    # Events go to the client that queued the prompt; a resumed client gets none, so look.
+                    if self.history(prompt_id).get("status", {}).get("status_str") in ("success", "error"):
+                        return
                     continue
                 log.warning("/ws closed early (%s); polling /history", e)
                 return
@@ -236,11 +266,21 @@ class ComfyClient:
             if kind == "execution_success" and data.get("prompt_id") == prompt_id:
                 return
 
+    def _queued(self, prompt_id: str) -> bool:
+        q = self.queue()
+        return any(item[1] == prompt_id for item in q.get("queue_running", []) + q.get("queue_pending", []))
+
     def _wait_history(self, prompt_id: str, deadline: float) -> dict:
+        last_queue_check = time.monotonic()
         while True:
             entry = self.history(prompt_id)
             if entry.get("status", {}).get("status_str") in ("success", "error"):
                 return entry
             if time.monotonic() > deadline:
                 raise ComfyError(f"prompt {prompt_id} did not finish in time")
+            if not entry and time.monotonic() - last_queue_check > 1.0:
+                last_queue_check = time.monotonic()
+                # history before and after the queue look, so a prompt finishing in between is not "lost"
+                if not self._queued(prompt_id) and not self.history(prompt_id):
+                    raise PromptLost(f"{self.base_url} no longer knows prompt {prompt_id} (was it restarted?)")
             time.sleep(0.1)

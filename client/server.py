@@ -168,6 +168,12 @@ class EmbeddedServer:
                     return int(line.split()[1]) * 1024
         return 0
 
+    def kill(self) -> None:
+        """SIGKILL the server at once (fault tests: no shutdown handlers run)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(15.0)
+
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             try:
