@@ -692,6 +692,13 @@ def paste_back_many(
     if img.ndim not in (3, 4):
         raise ValueError(f"image must be (H, W, C) or (B, H, W, C), got shape {tuple(img.shape)}")
     crop_list = list(crops)
+    for what, t in [("image", img)] + [(f"crop {i}", torch.as_tensor(c)) for i, c in enumerate(crop_list)]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(
+                f"{what} has {bad} NaN/inf values: the node that made it produced invalid pixels (often a VAE "
+                "overflowing in fp16: try --fp32-vae); nothing was pasted"
+            )
     n = len(crop_datas)
     if len(crop_list) != n:
         raise ValueError(f"got {len(crop_list)} crops but {n} crop_datas: pass one CropData per crop")

@@ -111,6 +111,12 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.floating):
             raise FaceError(f"expected a uint8 or float image, got dtype {arr.dtype}")
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise FaceError(
+                f"the image has {bad} NaN/inf values: the node that made it produced invalid pixels (often a VAE "
+                "overflowing in fp16: try --fp32-vae); faces cannot be detected in it"
+            )
         arr = np.clip(np.rint(arr.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
 
@@ -260,6 +266,7 @@ class DlibJudge(FaceJudge):
         num_jitters: int = 0,
         adjust_threshold: float = 0.0,
         model_dir: str | os.PathLike | None = None,
+        max_detect_side: int = 2048,
     ):
         if detector not in ("hog", "cnn"):
             raise FaceError(f"unknown dlib detector {detector!r}: expected 'hog' or 'cnn'")
@@ -289,6 +296,9 @@ class DlibJudge(FaceJudge):
         self.upsample = int(upsample)
         self.num_jitters = int(num_jitters)
         self.adjust_threshold = float(adjust_threshold)
+        # Detection runs on a copy no longer than this (time and memory stay bounded on 8000 px photos);
+        # landmarks and descriptors are computed on the full image from the scaled-back boxes.
+        self.max_detect_side = int(max_detect_side)
         self.model_dir = str(folder)
         self.name = f"dlib-resnet-v1 ({detector})"
         self.thresholds = dict(self.THRESHOLDS)
@@ -306,14 +316,28 @@ class DlibJudge(FaceJudge):
 
     def detect(self, image_rgb_uint8: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, Any]]:
         """Boxes, scores and the dlib rectangles, without embedding (cheap: no ResNet pass)."""
+        import dlib
+
         img = to_rgb_uint8(image_rgb_uint8)
+        h, w = img.shape[:2]
+        scale = min(1.0, self.max_detect_side / max(h, w)) if self.max_detect_side > 0 else 1.0
+        small = img
+        if scale < 1.0:
+            import cv2
+
+            small = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         out = []
         with self._lock:
             if self._hog is not None:
-                rects, scores, _ = self._hog.run(img, self.upsample, self.adjust_threshold)
+                rects, scores, _ = self._hog.run(small, self.upsample, self.adjust_threshold)
                 pairs = list(zip(rects, scores))
             else:
-                pairs = [(d.rect, d.confidence) for d in self._cnn(img, self.upsample)]
+                pairs = [(d.rect, d.confidence) for d in self._cnn(small, self.upsample)]
+        if scale < 1.0:
+            pairs = [
+                (dlib.rectangle(*(int(round(v / scale)) for v in (r.left(), r.top(), r.right(), r.bottom()))), sc)
+                for r, sc in pairs
+            ]
         for rect, score in pairs:
             box = (float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1))
             out.append((box, float(score), rect))

@@ -197,7 +197,12 @@ class LikenessApplyPulidFlux:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, start_at=0.0, end_at=1.0, weight=1.0, **_):
+    def VALIDATE_INPUTS(cls, start_at=0.0, end_at=1.0):
+        # No **kwargs here: ComfyUI skips its own min/max checks for every input when VALIDATE_INPUTS takes
+        # **kwargs, and for each input it names; so only these two are named, and checked here in full.
+        for name, value in (("start_at", start_at), ("end_at", end_at)):
+            if not 0.0 <= value <= 1.0:
+                return f"{name} ({value}) must be between 0.0 and 1.0 (a fraction of the sampling schedule)"
         if start_at > end_at:
             return f"start_at ({start_at}) must not be after end_at ({end_at}); swap them"
         return True

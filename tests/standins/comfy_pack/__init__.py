@@ -226,7 +226,26 @@ class LikenessTestTinyUnionControlNet:
         return (tiny_union_controlnet(seed, num_modes),)
 
 
+class LikenessTestBadPixels:
+    """Writes NaN or inf into a few pixels, as a broken upstream node (e.g. an fp16 VAE overflow) would."""
+
+    CATEGORY = "Likeness/tests"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "spoil"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "value": (["nan", "inf", "-inf"],), "pixels": ("INT", {"default": 10, "min": 1})}}
+
+    def spoil(self, image, value, pixels):
+        out = image.clone()
+        flat = out.view(-1)
+        flat[: int(pixels)] = float(value)
+        return (out,)
+
+
 NODE_CLASS_MAPPINGS = {
+    "LikenessTestBadPixels": LikenessTestBadPixels,
     "LikenessTestTinyFlux": LikenessTestTinyFlux,
     "LikenessTestTinyTextEncoder": LikenessTestTinyTextEncoder,
     "LikenessTestTinyVAE": LikenessTestTinyVAE,
