@@ -141,7 +141,17 @@ class ComfyClient:
                 except json.JSONDecodeError:
                     pass
             raise ComfyError(f"/prompt answered {e.code}: {body[:500]!r}") from None
+        if out.get("node_errors"):
+            # ComfyUI runs the outputs that validated and drops the rest without failing the prompt; a
+            # script would get half a result. Withdraw the prompt and report every invalid node instead.
+            self.cancel(out["prompt_id"])
+            raise PromptRejected({"error": {"message": "some outputs did not validate"}, "node_errors": out["node_errors"]})
         return out["prompt_id"]
+
+    def cancel(self, prompt_id: str) -> None:
+        """Remove a prompt from the queue, or interrupt it if it already runs (targeted: others are untouched)."""
+        self.post_json("/queue", {"delete": [prompt_id]})
+        self.post_json("/interrupt", {"prompt_id": prompt_id})
 
     def history(self, prompt_id: str) -> dict:
         return self.get_json(f"/history/{urllib.parse.quote(prompt_id)}").get(prompt_id, {})
