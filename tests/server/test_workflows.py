@@ -1,0 +1,263 @@
+"""The shipped workflows: UI files convert to the committed API copies, every value is valid for the live
+server's node specs, and every workflow runs end to end on the stand-ins through /prompt."""
+
+import io
+import math
+import uuid
+from pathlib import Path
+
+import numpy as np
+import photos
+import pytest
+from PIL import Image, ImageDraw
+
+from client.standins import USER_FILE_INPUTS, fill, nodes_titled, to_standins
+from client.workflow_format import FRONTEND_ONLY, NOTE_TYPES, input_specs, load_workflow, set_mode, ui_to_api
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / "workflows"
+NAMES = ["likeness_enhance_whole", "likeness_enhance_crop", "likeness_avatar", "likeness_score"]
+T1_CROP = (0, 96, 448, 480)  # x0, y0, x1, y1 of insightface's t1.jpg: the two leftmost people's faces
+
+
+def _ui(name: str) -> dict:
+    return load_workflow(name, api=False)
+
+
+def _api(name: str) -> dict:
+    return load_workflow(name)
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy):
+    return comfy.client.object_info()
+
+
+def test_each_workflow_has_its_api_copy_and_thumbnail():
+    assert sorted(p.stem for p in WORKFLOWS.glob("*.json")) == sorted(NAMES)
+    for name in NAMES:
+        ui = _ui(name)
+        uuid.UUID(ui["id"])  # the editor's schema rejects a workflow id that is not a UUID
+        assert ui["version"] == 0.4 and ui["last_node_id"] == max(n["id"] for n in ui["nodes"])
+        assert ui["last_link_id"] == max(link[0] for link in ui["links"])
+        assert (WORKFLOWS / "api" / f"{name}.json").is_file()
+        with Image.open(WORKFLOWS / f"{name}.png") as thumb:
+            assert thumb.format == "PNG" and thumb.width >= 800
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_workflow_converts_to_the_committed_api_copy(object_info, name):
+    assert ui_to_api(_ui(name), object_info) == _api(name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_node_is_installed_titled_grouped_and_every_value_is_valid(object_info, name):
+    ui = _ui(name)
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    groups = [g["bounding"] for g in ui["groups"] if g["title"]]
+    for n in ui["nodes"]:
+        assert n["mode"] in (0, 2, 4) and isinstance(n["mode"], int), f"node {n['id']} mode {n['mode']!r}"
+        if n["type"] in NOTE_TYPES:
+            continue
+        assert n["type"] in object_info, f"{n['type']} is not installed on the live server"
+        assert n.get("title"), f"node {n['id']} ({n['type']}) has no title"
+        assert any(_inside(n, g) for g in groups), (
+            f"node {n['id']} '{n['title']}' lies outside every group"
+        )
+    for link_id, src, s_slot, dst, d_slot, kind in ui["links"]:
+        out = nodes[src]["outputs"][s_slot]
+        assert link_id in out["links"] and nodes[dst]["inputs"][d_slot]["link"] == link_id
+        assert set(kind.split(",")) & set(nodes[dst]["inputs"][d_slot]["type"].split(",")), f"link {link_id} type"
+    for nid, node in _api(name).items():
+        specs = {s.name: s for s in input_specs(object_info[node["class_type"]])}
+        for key, value in node["inputs"].items():
+            spec = specs[key]
+            where = f"{name}: node {nid} ({node['_meta']['title']}) input {key}={value!r}"
+            if isinstance(value, list):
+                assert value[0] in _api(name), where
+                continue
+            if spec.type == "COMBO":
+                if (node["class_type"], key) not in USER_FILE_INPUTS:
+                    assert value in spec.choices, where
+            elif spec.type in ("INT", "FLOAT"):
+                assert isinstance(value, (int, float)) and not isinstance(value, bool), where
+                assert spec.type == "FLOAT" or isinstance(value, int), where
+                assert spec.options.get("min", -math.inf) <= value <= spec.options.get("max", math.inf), where
+            elif spec.type == "BOOLEAN":
+                assert isinstance(value, bool), where
+            elif spec.type == "STRING":
+                assert isinstance(value, str), where
+        missing = [s.name for s in specs.values() if s.required and s.name not in node["inputs"]]
+        assert not missing, f"{name}: node {nid} lacks required inputs {missing}"
+
+
+def test_recipe_values_are_the_seeds():
+    whole = _api("likeness_enhance_whole")
+    (ks,) = (whole[i]["inputs"] for i in nodes_titled(whole, "Sampler"))
+    assert (ks["steps"], ks["denoise"], ks["cfg"], ks["sampler_name"], ks["scheduler"]) == (28, 0.75, 1.0, "euler", "beta")
+    (pulid,) = (whole[i]["inputs"] for i in nodes_titled(whole, "Apply PuLID-Flux"))
+    assert (pulid["weight"], pulid["start_at"], pulid["end_at"]) == (0.75, 0.1, 1.0)
+    (cn,) = (whole[i]["inputs"] for i in nodes_titled(whole, "Apply Union ControlNet"))
+    assert (cn["strength"], cn["start_percent"], cn["end_percent"]) == (0.8, 0.1, 0.8) and isinstance(cn["vae"], list)
+    assert whole[cn["control_net"][0]]["inputs"]["mode"] == "tile"
+    avatar = _api("likeness_avatar")
+    (pulid,) = (avatar[i]["inputs"] for i in nodes_titled(avatar, "Apply PuLID-Flux"))
+    assert (pulid["weight"], pulid["start_at"], pulid["end_at"]) == (0.4, 0.15, 0.9)
+    (latent,) = (avatar[i]["inputs"] for i in nodes_titled(avatar, "Latent size"))
+    assert (latent["width"], latent["height"]) == (896, 1216)
+    (cn,) = (avatar[i]["inputs"] for i in nodes_titled(avatar, "Apply Union ControlNet"))
+    assert avatar[cn["control_net"][0]]["inputs"]["mode"] == "pose"
+    assert not any(n["class_type"] == "LoraLoaderModelOnly" for n in avatar.values()), "the LoRA ships bypassed"
+
+
+def test_enabling_the_lora_puts_it_between_flux_and_pulid(object_info):
+    api = ui_to_api(set_mode(_ui("likeness_avatar"), "LoRA", 0), object_info)
+    (lora,) = nodes_titled(api, "LoRA")
+    (pulid,) = nodes_titled(api, "Apply PuLID-Flux")
+    assert api[pulid]["inputs"]["model"] == [lora, 0]
+    assert api[api[lora]["inputs"]["model"][0]]["class_type"] == "UNETLoader"
+
+
+def _inside(node: dict, bounding: list) -> bool:
+    gx, gy, gw, gh = bounding
+    x, y = node["pos"]
+    w, h = node["size"]
+    return gx <= x and gy <= y - 30 and x + w <= gx + gw and y + h <= gy + gh
+
+
+def _bypass_face_2(ui: dict) -> dict:
+    """What the Note tells a user with one face: bypass every node of the group 'Face 2' (Ctrl+B)."""
+    (group,) = [g for g in ui["groups"] if g["title"].startswith("Face 2")]
+    inside = [n for n in ui["nodes"] if _inside(n, group["bounding"])]
+    assert {n["title"] for n in inside} >= {"Reference image 2", "Sampler (face 2)", "Paste face back (face 2)"}
+    for n in inside:
+        n["mode"] = 4
+    return ui
+
+
+def test_bypassing_face_2_leaves_a_one_face_graph(object_info):
+    api = ui_to_api(_bypass_face_2(_ui("likeness_enhance_crop")), object_info)
+    assert not [n for n in api.values() if n["_meta"]["title"].endswith("(face 2)")]
+    (paste1,) = nodes_titled(api, "Paste face back (face 1)")
+    (save,) = nodes_titled(api, "Save result")
+    assert api[save]["inputs"]["images"] == [paste1, 0]
+
+
+# -- running on the stand-ins ---------------------------------------------------------------------------
+def _degraded(arr: np.ndarray) -> np.ndarray:
+    """Down to a quarter, back up, JPEG q30: the kind of soft face an enhancement starts from."""
+    img = Image.fromarray(arr)
+    small = img.resize((img.width // 4, img.height // 4), Image.BICUBIC).resize(img.size, Image.BICUBIC)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=30)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _pose_skeleton(w: int = 224, h: int = 304) -> np.ndarray:
+    """A stick figure with the left arm raised, OpenPose-style coloured limbs on black."""
+    img = Image.new("RGB", (w, h))
+    d = ImageDraw.Draw(img)
+    pts = {"head": (112, 40), "neck": (112, 75), "hip": (112, 170), "lh": (60, 10), "le": (75, 60),
+           "rh": (160, 150), "re": (150, 110), "lk": (90, 230), "lf": (85, 295), "rk": (135, 230), "rf": (140, 295)}
+    limbs = [("head", "neck"), ("neck", "hip"), ("neck", "le"), ("le", "lh"), ("neck", "re"), ("re", "rh"),
+             ("hip", "lk"), ("lk", "lf"), ("hip", "rk"), ("rk", "rf")]
+    for i, (a, b) in enumerate(limbs):
+        d.line([pts[a], pts[b]], fill=((60 + 40 * i) % 256, (200 - 30 * i) % 256, (90 * i) % 256), width=6)
+    return np.asarray(img)
+
+
+@pytest.fixture(scope="module")
+def images(comfy):
+    astronaut = photos.astronaut()
+    # 252 px: dlib still finds the face, and 252 is not a multiple of 8 (the VAE crops to one)
+    small = np.asarray(Image.fromarray(astronaut).resize((252, 252), Image.BICUBIC))
+    x0, y0, x1, y1 = T1_CROP
+    arrays = {
+        "reference": astronaut,
+        "reference_small": small,
+        "reference_2": photos.grace_hopper(),
+        "target": _degraded(small),
+        "two_faces": np.ascontiguousarray(photos.group_t1()[y0:y1, x0:x1]),
+        "pose": _pose_skeleton(),
+    }
+    names = {k: comfy.upload(v, f"wf_{k}.png") for k, v in arrays.items()}
+    return names, arrays
+
+
+def _run(comfy, name: str, params: dict, ui: dict | None = None, object_info=None):
+    api = ui_to_api(ui, object_info) if ui is not None else _api(name)
+    graph = to_standins(fill(api, **params), files=comfy.files, steps=2, size=128)
+    return graph, comfy.run(graph)
+
+
+def _output(graph: dict, result, title: str) -> dict:
+    (nid,) = nodes_titled(graph, title)
+    assert nid in result.outputs, f"'{title}' produced no output"
+    return result.outputs[nid]
+
+
+def test_enhance_whole_runs_on_standins(comfy, images):
+    names, arrays = images
+    graph, res = _run(comfy, "likeness_enhance_whole", {"reference": names["reference"], "target": names["target"], "seed": 3})
+    (saved,) = _output(graph, res, "Save result")["images"]
+    out = np.asarray(comfy.image(saved).convert("RGB"))
+    assert out.shape == arrays["target"].shape and not np.array_equal(out, arrays["target"])
+    (before,) = _output(graph, res, "Distance before")["likeness_face_distance"]
+    assert before["no_face"] is False and 0 < before["distance"] < 1  # dlib on the degraded astronaut
+    assert _output(graph, res, "Distance after")["likeness_face_distance"]
+    (report,) = _output(graph, res, "Enhancement report")["likeness_report"]
+    assert report["cos_before"] == pytest.approx(1 - before["distance"], abs=1e-6)
+    (caption,) = _output(graph, res, "Caption")["text"]
+    assert caption, "the tiny Florence-2 captioned the target"
+
+
+def test_enhance_crop_runs_on_standins_and_changes_only_the_faces(comfy, images):
+    names, arrays = images
+    params = {"reference": names["reference"], "reference_2": names["reference_2"], "target": names["two_faces"]}
+    graph, res = _run(comfy, "likeness_enhance_crop", params)
+    (saved,) = _output(graph, res, "Save result")["images"]
+    out = np.asarray(comfy.image(saved).convert("RGB"))
+    target = arrays["two_faces"]
+    assert out.shape == target.shape
+    changed = np.any(out != target, axis=-1)
+    # both faces (t1 boxes shifted into the crop) were regenerated; the far corners were not touched
+    for fx0, fy0, fx1, fy1 in ((67, 283, 176, 391), (275, 176, 365, 266)):
+        fy0, fy1 = fy0 - T1_CROP[1], fy1 - T1_CROP[1]
+        assert changed[fy0 + 20 : fy1 - 20, fx0 + 20 : fx1 - 20].mean() > 0.9
+    assert not changed[:40, 400:].any() and not changed[-60:, :40].any()
+    assert len(_output(graph, res, "Enhancement report")["likeness_report"]) == 1
+
+
+def test_enhance_crop_with_face_2_bypassed_runs_one_face(comfy, images, object_info):
+    names, arrays = images
+    ui = _bypass_face_2(_ui("likeness_enhance_crop"))
+    graph, res = _run(comfy, "likeness_enhance_crop", {"reference": names["reference"], "target": names["two_faces"]}, ui, object_info)
+    (saved,) = _output(graph, res, "Save result")["images"]
+    changed = np.any(np.asarray(comfy.image(saved).convert("RGB")) != arrays["two_faces"], axis=-1)
+    assert changed[283 - 96 + 20 : 391 - 96 - 20, 87:156].mean() > 0.9, "face 1 regenerated"
+    assert not changed[176 - 96 : 266 - 96, 275:365].any(), "face 2 untouched"
+
+
+def test_avatar_runs_on_standins(comfy, images):
+    names, _ = images
+    graph, res = _run(comfy, "likeness_avatar", {"reference": names["reference"], "pose": names["pose"]})
+    (saved,) = _output(graph, res, "Save result")["images"]
+    assert comfy.image(saved).size == (128, 176)  # 896x1216 scaled to the stand-in size, multiple of 16
+    (row,) = _output(graph, res, "Identity distance")["likeness_face_distance"]
+    assert "no_face" in row
+
+
+def test_score_runs_and_scores_the_reference_as_itself(comfy, images):
+    names, _ = images
+    params = {"reference": names["reference_small"], "target": names["target"], "enhanced": names["reference_small"]}
+    graph, res = _run(comfy, "likeness_score", params)
+    (after,) = _output(graph, res, "Distance after")["likeness_face_distance"]
+    (before,) = _output(graph, res, "Distance before")["likeness_face_distance"]
+    assert after["distance"] == pytest.approx(0.0, abs=1e-6) and before["distance"] > after["distance"]
+    (report,) = _output(graph, res, "Enhancement report")["likeness_report"]
+    assert report["cos_after"] == pytest.approx(1.0, abs=1e-6) and report["delta_id"] > 0
+
+
+def test_frontend_only_nodes_never_reach_the_api_copies():
+    for name in NAMES:
+        assert not {n["class_type"] for n in _api(name).values()} & FRONTEND_ONLY
