@@ -295,6 +295,27 @@ def set_mode(ui: dict, title: str, mode: int) -> dict:
     return out
 
 
+def _inside(node: dict, bounding: list) -> bool:
+    gx, gy, gw, gh = bounding
+    x, y = node["pos"]
+    w, h = node["size"]
+    return gx <= x and gy <= y - 30 and x + w <= gx + gw and y + h <= gy + gh  # 30: the node's title bar
+
+
+def bypass_group(ui: dict, title_prefix: str) -> dict:
+    """A copy of ``ui`` with every node inside the group whose title starts with ``title_prefix`` bypassed
+    (mode 4), as a user does with Ctrl+B; e.g. the crop workflow's "Face 2" for a target with one face."""
+    out = copy.deepcopy(ui)
+    groups = [g for g in out.get("groups", []) if g.get("title", "").startswith(title_prefix)]
+    if len(groups) != 1:
+        titles = [g.get("title") for g in out.get("groups", [])]
+        raise WorkflowFormatError(f"expected one group titled {title_prefix!r}..., found {len(groups)}; groups: {titles}")
+    for node in out["nodes"]:
+        if _inside(node, groups[0]["bounding"]):
+            node["mode"] = 4
+    return out
+
+
 def load_workflow(name: str, api: bool = True) -> dict:
     """A shipped workflow by name (e.g. "likeness_enhance_whole"): its API copy, or the UI file with api=False."""
     path = (WORKFLOWS_DIR / "api" if api else WORKFLOWS_DIR) / f"{name}.json"

@@ -12,7 +12,16 @@ import pytest
 from PIL import Image, ImageDraw
 
 from client.standins import USER_FILE_INPUTS, fill, nodes_titled, to_standins
-from client.workflow_format import FRONTEND_ONLY, NOTE_TYPES, input_specs, load_workflow, set_mode, ui_to_api
+from client.workflow_format import (
+    FRONTEND_ONLY,
+    NOTE_TYPES,
+    _inside,
+    bypass_group,
+    input_specs,
+    load_workflow,
+    set_mode,
+    ui_to_api,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
@@ -118,21 +127,13 @@ def test_enabling_the_lora_puts_it_between_flux_and_pulid(object_info):
     assert api[api[lora]["inputs"]["model"][0]]["class_type"] == "UNETLoader"
 
 
-def _inside(node: dict, bounding: list) -> bool:
-    gx, gy, gw, gh = bounding
-    x, y = node["pos"]
-    w, h = node["size"]
-    return gx <= x and gy <= y - 30 and x + w <= gx + gw and y + h <= gy + gh
-
-
 def _bypass_face_2(ui: dict) -> dict:
     """What the Note tells a user with one face: bypass every node of the group 'Face 2' (Ctrl+B)."""
-    (group,) = [g for g in ui["groups"] if g["title"].startswith("Face 2")]
-    inside = [n for n in ui["nodes"] if _inside(n, group["bounding"])]
-    assert {n["title"] for n in inside} >= {"Reference image 2", "Sampler (face 2)", "Paste face back (face 2)"}
-    for n in inside:
-        n["mode"] = 4
-    return ui
+    out = bypass_group(ui, "Face 2")
+    bypassed = {n["title"] for n in out["nodes"] if n["mode"] == 4}
+    assert bypassed >= {"Reference image 2", "Sampler (face 2)", "Paste face back (face 2)"}
+    assert not any("face 1" in t for t in bypassed)
+    return out
 
 
 def test_bypassing_face_2_leaves_a_one_face_graph(object_info):
