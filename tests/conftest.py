@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 sys.path.insert(0, str(TESTS))  # tests/standins, tests/graphs.py
 
+from standins.models import write_model_files  # noqa: E402
+
 from client.provision import ensure_comfyui  # noqa: E402
 from client.server import EmbeddedServer  # noqa: E402
 
@@ -31,31 +33,6 @@ def pack_node_ids() -> list[str]:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_NODES" for t in node.targets):
             return [elt.elts[0].value for elt in node.value.elts]
     raise AssertionError("nodes/registry.py has no _NODES table")
-
-
-def _write_model_files(models: Path) -> dict[str, str]:
-    """Tiny model files that loaders read from the models folder exactly as a user's would."""
-    from standins.facexlib_weights import write_random_bisenet
-    from standins.florence2 import write_remote_code_layout, write_tiny_florence2
-    from standins.insightface_onnx import layout_insightface_models, write_tiny_insightface
-    from standins.lpips_weights import write_random_lpips
-    from standins.weights import write_tiny_esrgan, write_tiny_eva, write_tiny_pulid
-
-    files = {}
-    for sub in ("upscale_models", "pulid", "eva_clip", "facexlib"):
-        (models / sub).mkdir(parents=True, exist_ok=True)
-    files["esrgan"] = write_tiny_esrgan(models / "upscale_models" / "tiny_esrgan_x4.safetensors").name
-    files["pulid"] = write_tiny_pulid(models / "pulid" / "tiny_pulid_flux.safetensors").name
-    files["eva"] = write_tiny_eva(models / "eva_clip" / "tiny_eva02_clip.safetensors").name
-    files["parsing"] = write_random_bisenet(models / "facexlib" / "parsing_bisenet.pth").name
-    files["lpips"] = write_random_lpips(models / "lpips")[0].name
-    files["florence2"] = write_tiny_florence2(models / "LLM" / "tiny-florence2").name
-    files["florence2_remote_code"] = write_remote_code_layout(models / "LLM" / "Florence-2-remote-code").name
-    layout_insightface_models(models, names=("antelopev2",), faces=1)
-    insight = models / "insightface" / "models"
-    write_tiny_insightface(insight / "noface", faces=0)
-    write_tiny_insightface(insight / "three_faces", faces=3)
-    return files
 
 
 class Comfy:
@@ -99,7 +76,7 @@ def comfy(tmp_path_factory) -> Comfy:
         extra_args=["--cache-none"],
     )
     server.prepare()
-    files = _write_model_files(server.models)
+    files = write_model_files(server.models)
     try:
         client = server.start()
         server.check_pack_loaded(client, pack_node_ids())
