@@ -33,6 +33,7 @@ output_prefix      Save result                    filename_prefix (SaveImage)
 Stand-ins (``to_standins``): core loaders become the test pack's tiny models (``tests/standins/comfy_pack``,
 loaded as ``custom_nodes/likeness_standins``) and our loaders read the tiny files that
 ``tests/conftest.py::_write_model_files`` writes, so every other node runs exactly as a user's would.
+``ui_to_standins`` does the same to a UI workflow, for a browser that opens and queues the file as a user does.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .workflow_format import WorkflowFormatError
+from .workflow_format import SEED_NAMES, WorkflowFormatError
 
 # parameter -> [(title, input name), ...]; a parameter sets every matching node.
 PARAMETERS: dict[str, list[tuple[str, str]]] = {
@@ -228,4 +229,86 @@ def to_standins(
             inputs["width"], inputs["height"] = size, max(16, round(size * ratio / 16) * 16)
         if max_new_tokens is not None and cls == "LikenessCaption":
             inputs["max_new_tokens"] = max_new_tokens
+    return out
+
+
+# (node class, input) -> index of its value in a UI node's ``widgets_values``: the frontend's order (widgets in
+# input order, with the frontend-only value after a seed or an upload combo). Only the inputs ui_to_standins
+# edits; tests/server/test_browser.py checks every index against the live /object_info.
+UI_WIDGET_INDEX: dict[tuple[str, str], int] = {
+    ("UpscaleModelLoader", "model_name"): 0,
+    ("LikenessPulidFluxLoader", "pulid_file"): 0,
+    ("LikenessEvaClipLoader", "eva_file"): 0,
+    ("LikenessApplyPulidFlux", "parsing_model"): 6,
+    ("LikenessFlorence2Loader", "model"): 0,
+    ("LikenessFaceAnalysisLoader", "model"): 0,
+    ("LikenessFaceJudgeLoader", "model"): 0,
+    ("KSampler", "steps"): 2,
+    ("LikenessAutoCropFace", "working_size"): 4,
+    ("EmptySD3LatentImage", "width"): 0,
+    ("EmptySD3LatentImage", "height"): 1,
+    ("LikenessCaption", "max_new_tokens"): 3,
+}
+
+
+def _standin_widgets(inputs: dict[str, Any]) -> list[Any]:
+    """widgets_values for a stand-in node: its inputs in order, "fixed" after a seed (the frontend adds a
+    control_after_generate widget to every INT named seed)."""
+    out: list[Any] = []
+    for name, value in inputs.items():
+        out.append(value)
+        if name in SEED_NAMES:
+            out.append("fixed")
+    return out
+
+
+def _set_widget(node: dict, name: str, value: Any) -> None:
+    index = UI_WIDGET_INDEX[(node["type"], name)]
+    values = node.get("widgets_values")
+    if not isinstance(values, list) or index >= len(values):
+        raise WorkflowFormatError(
+            f"node {node.get('id')} ({node['type']}) has no widget value at index {index} for '{name}'; "
+            "save the workflow again in the editor"
+        )
+    values[index] = value
+
+
+def ui_to_standins(
+    ui: dict,
+    files: dict[str, str] | None = None,
+    steps: int | None = None,
+    size: int | None = None,
+    max_new_tokens: int | None = 8,
+) -> dict:
+    """A copy of a UI workflow with the substitutions of ``to_standins``, so that the browser can queue a file
+    a user opens and it runs on the tiny stand-ins (converted with ui_to_api it gives what to_standins gives).
+
+    Core loaders change type and widgets; our loaders' file widgets name the test files; a LoRA is bypassed.
+    """
+    files = files or {}
+    out = copy.deepcopy(ui)
+    for node in out.get("nodes") or []:
+        cls = node.get("type")
+        if cls == "LoraLoaderModelOnly":
+            node["mode"] = 4  # no stand-in LoRA file
+            continue
+        if cls in STANDIN_CLASSES:
+            node["type"], stand_inputs = STANDIN_CLASSES[cls]
+            node["widgets_values"] = _standin_widgets(stand_inputs)
+            if "Node name for S&R" in (node.get("properties") or {}):
+                node["properties"]["Node name for S&R"] = node["type"]
+            continue
+        for (file_cls, name), (key, default) in STANDIN_FILES.items():
+            if cls == file_cls:
+                _set_widget(node, name, files.get(key, default) if key else default)
+        if steps is not None and cls == "KSampler":
+            _set_widget(node, "steps", steps)
+        if size is not None and cls == "LikenessAutoCropFace":
+            _set_widget(node, "working_size", size)
+        if size is not None and cls == "EmptySD3LatentImage":
+            width, height = node["widgets_values"][0], node["widgets_values"][1]
+            _set_widget(node, "width", size)
+            _set_widget(node, "height", max(16, round(size * (height / width) / 16) * 16))
+        if max_new_tokens is not None and cls == "LikenessCaption":
+            _set_widget(node, "max_new_tokens", max_new_tokens)
     return out

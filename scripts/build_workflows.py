@@ -384,7 +384,7 @@ def enhance_whole(info: dict) -> Graph:
         [("2. Reference face -> PuLID-Flux (weight 0.75, start 0.1)", GREEN, [ref_nodes[:2], ref_nodes[2:]])],
         [("3. Target and prompt", BLUE, [[target], p_nodes])],
         [("4. Img2img: Union-Pro tile + PuLID, 28 steps, denoise 0.75", PURPLE, [[mode, s_nodes[0]], s_nodes[1:], [size, fit]])],
-        [("5. Score and save", YELLOW, [score[:2], score[2:]])],
+        [("5. Score and save", YELLOW, [score[1:3], score[3:], score[:1]])],
     ])
     return g
 
@@ -446,7 +446,7 @@ def enhance_crop(info: dict) -> Graph:
                             [m["pulid"], m["eva"], m["fa"], m["esrgan"], m["judge"]]])],
         [("Target", BLUE, [[target, mode]])],
         [branch_group(1, branches[0], GREEN), branch_group(2, branches[1], CYAN)],
-        [("Score and save (references of face 1)", YELLOW, [score[:2], score[2:]])],
+        [("Score and save (references of face 1)", YELLOW, [score[1:3], score[3:], score[:1]])],
     ])
     return g
 

@@ -146,9 +146,9 @@ def test_bypassing_face_2_leaves_a_one_face_graph(object_info):
 
 # -- running on the stand-ins ---------------------------------------------------------------------------
 def _degraded(arr: np.ndarray) -> np.ndarray:
-    """Down to a quarter, back up, JPEG q30: the kind of soft face an enhancement starts from."""
+    """Down to half, back up, JPEG q30: the kind of soft face an enhancement starts from."""
     img = Image.fromarray(arr)
-    small = img.resize((img.width // 4, img.height // 4), Image.BICUBIC).resize(img.size, Image.BICUBIC)
+    small = img.resize((img.width // 2, img.height // 2), Image.BICUBIC).resize(img.size, Image.BICUBIC)
     buf = io.BytesIO()
     small.save(buf, format="JPEG", quality=30)
     return np.asarray(Image.open(buf).convert("RGB"))
