@@ -239,10 +239,10 @@ class DlibJudge(FaceJudge):
     The only real identity model that ships inside PyPI packages (dlib-bin + face-recognition-models), so
     it works offline and lets tests run on real faces. ``upsample`` doubles the image that many times
     before detection (finds faces smaller than ~80 px, ~4x slower per step). ``adjust_threshold`` is added
-    to the HOG detector's decision threshold (0 = dlib's default). Weak detections are real and false alike: the
-    patch on the suit in skimage's astronaut scores 0.12 (her face 1.16, the same box size), the second person
-    of a 448x384 crop of insightface's t1.jpg 0.10; so no threshold is imposed, and "largest" breaks equal
-    areas by score (the face wins). Counting faces (likeness dataset) uses its own score floor.
+    to the HOG detector's decision threshold (0 = dlib's default). The default 0.2 drops weak false positives
+    such as the patch on the suit in skimage's astronaut (score 0.12, the same box size as her face at 1.16),
+    which would otherwise be "face 1" left to right; the price is that very weak real faces go too (a
+    half-hidden face in a tight crop of insightface's t1.jpg scores 0.10). Lower it to find those.
     ``num_jitters`` > 1 averages descriptors over randomly jittered crops (dlib's own option; 0 and 1 both
     mean a single pass).
 
@@ -267,7 +267,7 @@ class DlibJudge(FaceJudge):
         detector: str = "hog",
         upsample: int = 1,
         num_jitters: int = 0,
-        adjust_threshold: float = 0.0,
+        adjust_threshold: float = 0.2,
         model_dir: str | os.PathLike | None = None,
         max_detect_side: int = 2048,
     ):

@@ -34,40 +34,47 @@ def _pairs(root: Path, n: int) -> list[dict]:
         d.mkdir(parents=True)
         Image.fromarray(base).save(d / "ref.png")
         Image.fromarray(np.clip(base.astype(int) - 5 * (i + 1), 0, 255).astype(np.uint8)).save(d / "target.png")
-        pair = _pair(f"p{i}", [str(d / "ref.png")], str(d / "target.png"), {"seed": 42, "steps": 12, "judge": None})
+        pair = _pair(f"p{i}", [str(d / "ref.png")], str(d / "target.png"), {"seed": 42, "steps": 6, "judge": None})
         pair["workflow"] = WORKFLOWS["whole"]
         pairs.append(pair)
     return pairs
 
 
-@pytest.mark.slow
-def test_batch_on_ray_over_two_embedded_servers(tmp_path):
-    folder = tmp_path / "pairs"
-    _pairs(folder, 3)
-    p = subprocess.run(
-        [sys.executable, "-m", "client", "batch", "--ray", "--workers", "2", "--folder", str(folder), "--steps", "3",
-         "--json", "-o", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert p.returncode == 0, p.stderr[-4000:]
-    rows = json.loads(p.stdout)["rows"]
-    assert [r["name"] for r in rows] == ["p0", "p1", "p2"] and all(r["state"] == "done" for r in rows)
-    assert len({r["server"] for r in rows}) == 2, "both servers got work"
-    for r in rows:
-        assert Path(r["output"]).is_file()
-
-
-@pytest.mark.slow
-def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, tmp_path):
-    from client.ray_batch import run_jobs_on_ray
-
-    second = EmbeddedServer(
+@pytest.fixture(scope="module")
+def second(comfy):
+    srv = EmbeddedServer(
         Path(os.environ.get("LIKENESS_COMFYUI") or ensure_comfyui()),
         custom_nodes={"likeness_standins": TESTS / "standins" / "comfy_pack"},
         models_dir=comfy.server.models,
         extra_args=["--cache-none"],
     )
-    second.start()
+    srv.start()
+    yield srv
+    srv.cleanup()
+
+
+@pytest.mark.slow
+def test_batch_on_ray_over_two_servers(comfy, second, tmp_path):
+    folder = tmp_path / "pairs"
+    _pairs(folder, 3)
+    servers = f"{comfy.server.url},{second.url}"
+    p = subprocess.run(
+        [sys.executable, "-m", "client", "batch", "--ray", "--servers", servers, "--standins", "--folder", str(folder),
+         "--steps", "3", "--json", "-o", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-4000:]
+    rows = json.loads(p.stdout)["rows"]
+    assert [r["name"] for r in rows] == ["p0", "p1", "p2"] and all(r["state"] == "done" for r in rows)
+    assert {r["server"] for r in rows} == {comfy.server.url, second.url}, "both servers got work"
+    for r in rows:
+        assert Path(r["output"]).is_file()
+
+
+@pytest.mark.slow
+def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, second, tmp_path):
+    from client.ray_batch import run_jobs_on_ray
+
     servers = {comfy.server.url: comfy.server, second.url: second}
     actors, rows, errors = {}, [], []
     journal = Journal(tmp_path / "j.sqlite")
@@ -101,7 +108,6 @@ def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, tmp_pat
             assert len(outs) == 1, (r["name"], outs)
     finally:
         ray.shutdown()
-        second.cleanup()
 
 
 def _running(url: str) -> bool:
