@@ -27,7 +27,7 @@ TESTS = ROOT / "tests"
 def _pairs(root: Path, n: int) -> list[dict]:
     from client.cli import WORKFLOWS, _pair
 
-    base = photos.astronaut()
+    base = photos.astronaut_head(128)
     pairs = []
     for i in range(n):
         d = root / f"p{i}"
@@ -78,7 +78,7 @@ def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, second,
     servers = {comfy.server.url: comfy.server, second.url: second}
     actors, rows, errors = {}, [], []
     journal = Journal(tmp_path / "j.sqlite")
-    pairs = _pairs(tmp_path / "pairs", 4)
+    pairs = _pairs(tmp_path / "pairs", 3)
 
     def batch():
         try:
