@@ -116,7 +116,7 @@ def _batch_folder(root: Path, n: int) -> Path:
 def test_batch_killed_mid_way_resumes_with_nothing_lost_or_repeated(comfy, tmp_path):
     folder = _batch_folder(tmp_path / "pairs", 3)
     out = tmp_path / "out"
-    args = ["-m", "client", "batch", "--folder", folder, "--steps", 8, "--json", "-o", out, *on(comfy)]
+    args = ["-m", "client", "batch", "--folder", folder, "--steps", 16, "--json", "-o", out, *on(comfy)]
     proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)  # fmt: skip
     journal_path = out / "likeness_journal.sqlite"
@@ -126,7 +126,7 @@ def test_batch_killed_mid_way_resumes_with_nothing_lost_or_repeated(comfy, tmp_p
             states = [j.state for j in Journal(journal_path).jobs()]
             if states.count("done") >= 1 and "queued" in states:
                 break
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
     killed_at = [j.state for j in Journal(journal_path).jobs()]

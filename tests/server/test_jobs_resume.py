@@ -95,7 +95,7 @@ def test_a_client_killed_right_after_post_is_found_by_its_token(server, tmp_path
 @pytest.mark.slow
 def test_server_killed_and_restarted_mid_batch_loses_and_repeats_nothing(server, tmp_path):
     journal = Journal(tmp_path / "j.sqlite")
-    keys = _jobs(journal, "resume-c", 5, size=192, steps=20)
+    keys = _jobs(journal, "resume-c", 5, size=256, steps=30)
     runner = _runner(server.url, journal, tmp_path / "out", server_wait=120)
     errors = []
 
@@ -109,15 +109,15 @@ def test_server_killed_and_restarted_mid_batch_loses_and_repeats_nothing(server,
     t = threading.Thread(target=batch)
     t.start()
     deadline = time.monotonic() + 120
-    # Kill while job 3 runs on the server: two done, the third queued (its prompt id recorded).
+    # Kill while a job runs on the server: at least two done, one queued (its prompt id recorded).
+    in_flight = []
     while time.monotonic() < deadline:
-        states = [j.state for j in journal.jobs("resume-c")]
-        if states[:3] == ["done", "done", "queued"]:
+        in_flight = [j.state for j in journal.jobs("resume-c")]
+        if in_flight.count("done") >= 2 and "queued" in in_flight:
             break
-        time.sleep(0.02)
-    time.sleep(0.3)
-    in_flight = [j.state for j in journal.jobs("resume-c")]
-    assert in_flight[2] == "queued", in_flight
+        time.sleep(0.005)
+    assert "queued" in in_flight, in_flight
+    time.sleep(0.1)
     server.kill()
     time.sleep(1.0)
     server.start()
