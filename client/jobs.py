@@ -44,6 +44,19 @@ def safe_upload_name(data: bytes, original: str) -> str:
     return f"likeness_{stem}_{hashlib.sha256(data).hexdigest()[:16]}{ext}"
 
 
+def find_prompt_by_token(client: ComfyClient, token: str) -> str | None:
+    """The prompt id whose extra_data carries ``token``, in the server's queue or history (None if neither)."""
+    q = client.queue()
+    for item in q.get("queue_running", []) + q.get("queue_pending", []):
+        if len(item) > 3 and isinstance(item[3], dict) and item[3].get(TOKEN_KEY) == token:
+            return item[1]
+    for pid, entry in client.history_all().items():
+        prompt = entry.get("prompt") or []
+        if len(prompt) > 3 and isinstance(prompt[3], dict) and prompt[3].get(TOKEN_KEY) == token:
+            return pid
+    return None
+
+
 @dataclass
 class JobOutcome:
     job: JobRow
@@ -85,18 +98,6 @@ class JobRunner:
         return f"{OUTPUT_SUBFOLDER}/{job.key}"
 
     # -- where is the job? ---------------------------------------------------------------------
-    def _find_by_token(self, token: str) -> str | None:
-        q = self.client.queue()
-        for item in q.get("queue_running", []) + q.get("queue_pending", []):
-            if len(item) > 3 and isinstance(item[3], dict) and item[3].get(TOKEN_KEY) == token:
-                return item[1]
-        for pid, entry in self.client.history_all().items():
-            prompt = entry.get("prompt") or []
-            if len(prompt) > 3 and isinstance(prompt[3], dict) and prompt[3].get(TOKEN_KEY) == token:
-                return pid
-        return None
-
-
     def _outputs_on_disk(self, job: JobRow) -> list[dict]:
         found = []
         for i in range(1, 1000):
@@ -111,7 +112,7 @@ class JobRunner:
         pid = job.prompt_id
         how = "history"
         if pid is None and job.token:
-            pid = self._find_by_token(job.token)
+            pid = find_prompt_by_token(self.client, job.token)
             how = "token"
         if pid is not None:
             entry = self.client.history(pid)

@@ -25,23 +25,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .api import ComfyClient, ExecutionFailed, ServerUnavailable
-from .jobs import JOB_KEY, OUTPUT_SUBFOLDER, TOKEN_KEY, job_key
+from .jobs import JOB_KEY, OUTPUT_SUBFOLDER, TOKEN_KEY, find_prompt_by_token, job_key
 from .journal import Journal
 from .server import PACK_DIR
 
 log = logging.getLogger(__name__)
-
-
-def _find_by_token(client: ComfyClient, token: str) -> str | None:
-    q = client.queue()
-    for item in q.get("queue_running", []) + q.get("queue_pending", []):
-        if len(item) > 3 and isinstance(item[3], dict) and item[3].get(TOKEN_KEY) == token:
-            return item[1]
-    for pid, entry in client.history_all().items():
-        prompt = entry.get("prompt") or []
-        if len(prompt) > 3 and isinstance(prompt[3], dict) and prompt[3].get(TOKEN_KEY) == token:
-            return pid
-    return None
 
 
 class ServerWorker:
@@ -66,7 +54,7 @@ class ServerWorker:
         if self.standin:
             graph = to_standins(graph, self.files)
         resumed = True
-        prompt_id = _find_by_token(self.client, token)
+        prompt_id = find_prompt_by_token(self.client, token)
         if prompt_id is None:
             resumed = False
             params = dict(spec["params"])

@@ -35,3 +35,14 @@ def astronaut_head(size: int = 128) -> np.ndarray:
     (box ~45 px, score 1.42), and small images keep the stand-in workflows fast."""
     cut = astronaut()[20:276, 100:356]
     return np.asarray(Image.fromarray(cut).resize((size, size), Image.BICUBIC))
+
+
+def degraded(arr: np.ndarray) -> np.ndarray:
+    """A soft, blocky copy (half size and back, JPEG q30) in which dlib still finds the face."""
+    import io
+
+    img = Image.fromarray(arr)
+    small = img.resize((img.width // 2, img.height // 2), Image.BICUBIC).resize(img.size, Image.BICUBIC)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=30)
+    return np.asarray(Image.open(buf).convert("RGB"))

@@ -15,7 +15,6 @@ driven by Python Playwright. Without it these tests fail, naming that step, unle
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -147,15 +146,6 @@ def browser():
             chromium.close()
 
 
-def _degraded(arr: np.ndarray) -> np.ndarray:
-    """A soft, blocky copy (half size and back, JPEG q30) in which dlib still finds the face."""
-    img = Image.fromarray(arr)
-    small = img.resize((img.width // 2, img.height // 2), Image.BICUBIC).resize(img.size, Image.BICUBIC)
-    buf = io.BytesIO()
-    small.save(buf, format="JPEG", quality=30)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
 @pytest.fixture(scope="module")
 def frontend(comfy) -> dict:
     """What the pages need from the server, prepared before the first page loads (the editor reads the input
@@ -164,7 +154,7 @@ def frontend(comfy) -> dict:
     face = np.asarray(Image.fromarray(photos.astronaut()).resize((252, 252), Image.BICUBIC))
     images = {
         "reference": comfy.upload(face, "browser_reference.png"),
-        "target": comfy.upload(_degraded(face), "browser_target.png"),
+        "target": comfy.upload(photos.degraded(face), "browser_target.png"),
     }
     return {"object_info": comfy.client.object_info(), "images": images, "size": face.shape[1::-1]}
 

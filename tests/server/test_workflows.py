@@ -1,7 +1,6 @@
 """The shipped workflows: UI files convert to the committed API copies, every value is valid for the live
 server's node specs, and every workflow runs end to end on the stand-ins through /prompt."""
 
-import io
 import math
 import uuid
 from pathlib import Path
@@ -146,15 +145,6 @@ def test_bypassing_face_2_leaves_a_one_face_graph(object_info):
 
 
 # -- running on the stand-ins ---------------------------------------------------------------------------
-def _degraded(arr: np.ndarray) -> np.ndarray:
-    """Down to half, back up, JPEG q30: the kind of soft face an enhancement starts from."""
-    img = Image.fromarray(arr)
-    small = img.resize((img.width // 2, img.height // 2), Image.BICUBIC).resize(img.size, Image.BICUBIC)
-    buf = io.BytesIO()
-    small.save(buf, format="JPEG", quality=30)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
 def _pose_skeleton(w: int = 224, h: int = 304) -> np.ndarray:
     """A stick figure with the left arm raised, OpenPose-style coloured limbs on black."""
     img = Image.new("RGB", (w, h))
@@ -178,7 +168,7 @@ def images(comfy):
         "reference": astronaut,
         "reference_small": small,
         "reference_2": photos.grace_hopper(),
-        "target": _degraded(small),
+        "target": photos.degraded(small),
         "two_faces": np.ascontiguousarray(photos.group_t1()[y0:y1, x0:x1]),
         "pose": _pose_skeleton(),
     }
