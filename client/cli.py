@@ -258,27 +258,38 @@ class Jobs:
 
     def collect(self, job, outputs: dict) -> dict:
         graph = self.graphs.get(job.key) or self.build(job, self.s.client)
-        titles = _titles(graph)
-        row: dict[str, Any] = {"judge": None}
-        for nid, out in outputs.items():
-            title = titles.get(nid, "")
-            for rec in out.get("likeness_face_distance", [])[:1]:
-                key = "after" if title.endswith("after") else "before" if title.endswith("before") else "identity"
-                row[f"distance_{key}"] = _number(rec.get("distance"))
-                row[f"similarity_{key}"] = _number(rec.get("cosine_similarity"))
-                row["judge"] = rec.get("judge", row["judge"])
-            for rep in out.get("likeness_report", [])[:1]:
-                for k in ("cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside", "lpips_outside",
-                          "no_face_before", "no_face_after", "psnr_identical"):  # fmt: skip
-                    row[k] = _number(rep.get(k))
-                row["judge"] = rep.get("judge", row["judge"])
-                for img in out.get("images", [])[:1]:
-                    data = self.s.client.view(img["filename"], img.get("subfolder", ""), img.get("type", "temp"))
-                    path = self.out_dir / "jobs" / f"{job.key}_report.png"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
-                    row["report_image"] = str(path)
+        row, img = scores_from_outputs(outputs, _titles(graph))
+        if img is not None:
+            data = self.s.client.view(img["filename"], img.get("subfolder", ""), img.get("type", "temp"))
+            path = self.out_dir / "jobs" / f"{job.key}_report.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            row["report_image"] = str(path)
         return row
+
+
+REPORT_FIELDS = ("cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside", "lpips_outside",
+                 "no_face_before", "no_face_after", "psnr_identical")  # fmt: skip
+
+
+def scores_from_outputs(outputs: dict, titles: dict[str, str]) -> tuple[dict, dict | None]:
+    """A result row from a workflow's /history outputs (Face Embed Distance records keyed by their node's
+    title: before / after / identity; the Enhancement Report's fields) and the report preview's image record."""
+    row: dict[str, Any] = {"judge": None}
+    report_image = None
+    for nid, out in outputs.items():
+        title = titles.get(nid, "")
+        for rec in out.get("likeness_face_distance", [])[:1]:
+            key = "after" if title.endswith("after") else "before" if title.endswith("before") else "identity"
+            row[f"distance_{key}"] = _number(rec.get("distance"))
+            row[f"similarity_{key}"] = _number(rec.get("cosine_similarity"))
+            row["judge"] = rec.get("judge", row["judge"])
+        for rep in out.get("likeness_report", [])[:1]:
+            for k in REPORT_FIELDS:
+                row[k] = _number(rep.get(k))
+            row["judge"] = rep.get("judge", row["judge"])
+            report_image = (out.get("images") or [None])[0]
+    return row, report_image
 
 
 def _score(result: dict) -> float:

@@ -71,11 +71,11 @@ class ServerWorker:
         for rec in result.images():
             if rec.get("type") == "output":
                 files[rec["filename"]] = self.client.view(rec["filename"], rec.get("subfolder", ""), "output")
-        report = None
-        titles = {k: (v.get("_meta") or {}).get("title", "") for k, v in graph.items()}
-        for out in result.outputs.values():
-            for img in out.get("images", []) if out.get("likeness_report") else []:
-                report = self.client.view(img["filename"], img.get("subfolder", ""), img.get("type", "temp"))
+        from .cli import _titles, scores_from_outputs
+
+        titles = _titles(graph)
+        _, img = scores_from_outputs(result.outputs, titles)
+        report = None if img is None else self.client.view(img["filename"], img.get("subfolder", ""), img.get("type", "temp"))
         return {
             "state": "done",
             "prompt_id": prompt_id,
@@ -86,18 +86,6 @@ class ServerWorker:
             "report": report,
             "resumed_by_token": resumed,
         }
-
-
-def _row_from(outputs: dict) -> dict:
-    from .cli import _number
-
-    row: dict[str, Any] = {}
-    for out in outputs.values():
-        for rep in out.get("likeness_report", [])[:1]:
-            for k in ("cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside", "lpips_outside", "no_face_after"):
-                row[k] = _number(rep.get(k))
-            row["judge"] = rep.get("judge")
-    return row
 
 
 def run_jobs_on_ray(
@@ -182,7 +170,9 @@ def run_jobs_on_ray(
                 path = out_dir / name
                 path.write_bytes(data)
                 paths.append(str(path))
-            row = _row_from(res["outputs"])
+            from .cli import scores_from_outputs
+
+            row, _ = scores_from_outputs(res["outputs"], res["titles"])
             if res["report"]:
                 rp = out_dir / f"{key}_report.png"
                 rp.write_bytes(res["report"])

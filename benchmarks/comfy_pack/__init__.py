@@ -237,6 +237,16 @@ class _TimedPatch:
         return self
 
 
+def _rewrap_dit_patches(model, token: str, wrapper):
+    """A clone of ``model`` whose Flux block-replace patches are each wrapped by ``wrapper(fn, state)``."""
+    state = _TIMERS.setdefault(token, {"patch_s": 0.0, "block_s": 0.0, "calls": 0})
+    m = model.clone()
+    dit = m.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+    for (block, idx), fn in list(dit.items()):
+        m.set_model_patch_replace(wrapper(fn, state), "dit", block, idx)
+    return m
+
+
 class LikenessBenchPatchTimer:
     DESCRIPTION = "Benchmark: a clone of the model whose Flux block-replace patches (e.g. PuLID's) time themselves."
     CATEGORY = "Likeness/testing"
@@ -248,12 +258,7 @@ class LikenessBenchPatchTimer:
         return {"required": {"model": ("MODEL",), "token": ("STRING", {"default": "run"})}}
 
     def wrap(self, model, token):
-        acc = _TIMERS.setdefault(token, {"patch_s": 0.0, "block_s": 0.0, "calls": 0})
-        m = model.clone()
-        dit = m.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
-        for (block, idx), fn in list(dit.items()):
-            m.set_model_patch_replace(_TimedPatch(fn, acc), "dit", block, idx)
-        return (m,)
+        return (_rewrap_dit_patches(model, token, _TimedPatch),)
 
 
 def _step_index(opts: dict, state: dict) -> int:
@@ -301,12 +306,7 @@ class LikenessBenchAlternatePatches:
         return {"required": {"model": ("MODEL",), "token": ("STRING", {"default": "run"})}}
 
     def wrap(self, model, token):
-        state = _TIMERS.setdefault(token, {"patch_s": 0.0, "block_s": 0.0, "calls": 0})
-        m = model.clone()
-        dit = m.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
-        for (block, idx), fn in list(dit.items()):
-            m.set_model_patch_replace(_AlternatePatch(fn, state), "dit", block, idx)
-        return (m,)
+        return (_rewrap_dit_patches(model, token, _AlternatePatch),)
 
 
 class LikenessBenchPatchTimerReport:
