@@ -204,7 +204,7 @@ class ComfyClient:
 
         If the WebSocket cannot be opened or closes early, falls back to polling /history.
         """
-        ws = self._open_ws()
+        ws = self.open_ws()
         prompt_id = self.queue_prompt(graph)
         return self.wait(prompt_id, timeout, on_event, ws)
 
@@ -231,7 +231,8 @@ class ComfyClient:
             raise ExecutionFailed(prompt_id, details)
         return PromptResult(prompt_id, entry.get("outputs", {}), status, events)
 
-    def _open_ws(self):
+    def open_ws(self):
+        """A /ws connection for this client id, or None (then progress events are unavailable and callers poll)."""
         try:
             import websocket  # websocket-client
         except ImportError:
@@ -276,7 +277,8 @@ class ComfyClient:
             if kind == "execution_success" and data.get("prompt_id") == prompt_id:
                 return
 
-    def _queued(self, prompt_id: str) -> bool:
+    def is_queued(self, prompt_id: str) -> bool:
+        """Whether the prompt is running or pending on the server."""
         q = self.queue()
         return any(item[1] == prompt_id for item in q.get("queue_running", []) + q.get("queue_pending", []))
 
@@ -291,6 +293,6 @@ class ComfyClient:
             if not entry and time.monotonic() - last_queue_check > 1.0:
                 last_queue_check = time.monotonic()
                 # history before and after the queue look, so a prompt finishing in between is not "lost"
-                if not self._queued(prompt_id) and not self.history(prompt_id):
+                if not self.is_queued(prompt_id) and not self.history(prompt_id):
                     raise PromptLost(f"{self.base_url} no longer knows prompt {prompt_id} (was it restarted?)")
             time.sleep(0.1)

@@ -118,7 +118,7 @@ class JobRunner:
             entry = self.client.history(pid)
             if entry.get("status", {}).get("status_str") in ("success", "error"):
                 return "finished:" + how, pid
-            if self.client._queued(pid) or entry:
+            if self.client.is_queued(pid) or entry:
                 return "waiting:" + how, pid
         if self._outputs_on_disk(job):
             return "outputs", None
@@ -146,7 +146,7 @@ class JobRunner:
 
     def _wait(self, job: JobRow, prompt_id: str, resumed: str) -> JobOutcome:
         try:
-            result = self.client.wait(prompt_id, self.job_timeout, self.on_event, self.client._open_ws())
+            result = self.client.wait(prompt_id, self.job_timeout, self.on_event, self.client.open_ws())
         except ExecutionFailed as err:
             self.journal.failed(job.key, str(err), {"prompt_id": prompt_id})
             return JobOutcome(self.journal.get(job.key), None, [], resumed)
@@ -174,7 +174,7 @@ class JobRunner:
             job = self.journal.get(key)
         graph = self.build(job, self.client)
         token = self.journal.submitting(key, self.client.base_url)
-        ws = self.client._open_ws()
+        ws = self.client.open_ws()
         try:
             prompt_id = self.client.queue_prompt(graph, extra_data={TOKEN_KEY: token, JOB_KEY: key})
         except PromptRejected as err:

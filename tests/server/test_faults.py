@@ -64,7 +64,7 @@ def test_connection_refused_names_the_url():
 
 def test_a_websocket_closed_early_falls_back_to_history(comfy):
     client = ComfyClient(comfy.server.url)
-    real_open = client._open_ws
+    real_open = client.open_ws
 
     class ClosesAfterOne:
         def __init__(self, ws):
@@ -83,6 +83,6 @@ def test_a_websocket_closed_early_falls_back_to_history(comfy):
         def close(self):
             self.ws.close()
 
-    client._open_ws = lambda: ClosesAfterOne(real_open())
+    client.open_ws = lambda: ClosesAfterOne(real_open())
     result = client.run(t2i_flux(prompt="ws closes", steps=6))
     assert result.images("10") and result.status.get("status_str") == "success"
