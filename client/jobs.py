@@ -35,6 +35,16 @@ def job_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def output_prefix(key: str) -> str:
+    """The SaveImage ``filename_prefix`` of a job: its outputs are ``output/likeness/<key>_NNNNN_.png``."""
+    return f"{OUTPUT_SUBFOLDER}/{key}"
+
+
+def finished_record(record: dict, prompt_id: str, files: list[str], resumed: str | None) -> dict:
+    """A finished job's journal record: its scores plus where it ran and the paths of its downloaded images."""
+    return {**record, "prompt_id": prompt_id, "files": files, "resumed": resumed or None}
+
+
 def safe_upload_name(data: bytes, original: str) -> str:
     """A content-addressed file name: the same bytes always map to one name, different bytes never collide,
     and nothing from the user's path reaches the server's file system but a sanitised stem."""
@@ -95,7 +105,7 @@ class JobRunner:
 
     @staticmethod
     def prefix(job: JobRow) -> str:
-        return f"{OUTPUT_SUBFOLDER}/{job.key}"
+        return output_prefix(job.key)
 
     # -- where is the job? ---------------------------------------------------------------------
     def _outputs_on_disk(self, job: JobRow) -> list[dict]:
@@ -140,8 +150,7 @@ class JobRunner:
     def _finish(self, job: JobRow, result: PromptResult, resumed: str) -> JobOutcome:
         record = self.collect(job, result.outputs)
         files = self._download(job, result.images())
-        record.update({"prompt_id": result.prompt_id, "files": [str(p) for p in files], "resumed": resumed or None})
-        self.journal.done(job.key, record)
+        self.journal.done(job.key, finished_record(record, result.prompt_id, [str(p) for p in files], resumed))
         return JobOutcome(self.journal.get(job.key), result, files, resumed)
 
     def _wait(self, job: JobRow, prompt_id: str, resumed: str) -> JobOutcome:
