@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client.exits import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from ..common.errors import LikenessError
 from ..face.errors import FaceError, FaceModelMissingError, JudgeUnavailableError
 
 logger = logging.getLogger("likeness.cli")
@@ -344,6 +345,6 @@ def run(args: argparse.Namespace) -> int:
     except (FaceModelMissingError, JudgeUnavailableError, MissingPackageError) as exc:
         logger.error("missing model: %s", exc)
         return EXIT_UNAVAILABLE
-    except FaceError as exc:
+    except LikenessError as exc:  # every typed error of the pack (face, caption, weights files)
         logger.error("%s", exc)
         return EXIT_USAGE
