@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..contract import WORKFLOW_SCORE
 from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  # argparse only: no numpy
 from .api import ComfyError, PromptRejected, ServerUnavailable
 from .console import Progress, out, report
@@ -137,7 +138,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     params = {"judge": judge_choice(args.judge, args.dlib_detector, args.insightface_pack)}
-    pair = make_pair(args.name or Path(args.after).stem, workflow_named("likeness_score"), args.ref, args.before,
+    pair = make_pair(args.name or Path(args.after).stem, workflow_named(WORKFLOW_SCORE), args.ref, args.before,
                      params, enhanced=args.after)  # fmt: skip
     return _run(args, [pair], Gate())
 

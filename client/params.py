@@ -37,34 +37,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from ..contract import IMAGE_PARAMETERS, PARAMETERS, WORKFLOW_ENHANCE_CROP, WORKFLOW_ENHANCE_WHOLE, WORKFLOW_SCORE
 from .workflow_format import WorkflowFormatError
-
-# parameter -> [(title, input name), ...]; a parameter sets every matching node.
-PARAMETERS: dict[str, list[tuple[str, str]]] = {
-    "reference": [("Reference image", "image")],
-    "reference_2": [("Reference image 2", "image")],
-    "target": [("Target image", "image")],
-    "enhanced": [("Enhanced image", "image")],
-    "pose": [("Pose image", "image")],
-    "prompt": [("Caption", "manual_prompt"), ("Prompt", "text")],
-    "seed": [("Sampler", "seed")],
-    "steps": [("Sampler", "steps")],
-    "denoise": [("Sampler", "denoise")],
-    "pulid_weight": [("Apply PuLID-Flux", "weight")],
-    "pulid_start": [("Apply PuLID-Flux", "start_at")],
-    "pulid_end": [("Apply PuLID-Flux", "end_at")],
-    "control_strength": [("Apply Union ControlNet", "strength")],
-    "control_start": [("Apply Union ControlNet", "start_percent")],
-    "control_end": [("Apply Union ControlNet", "end_percent")],
-    "width": [("Latent size", "width")],
-    "height": [("Latent size", "height")],
-    "working_size": [("Crop target", "working_size")],
-    "judge": [("Face judge", "model")],
-    "lora": [("LoRA", "lora_name")],
-    "lora_strength": [("LoRA", "strength_model")],
-    "output_prefix": [("Save result", "filename_prefix")],
-}
-IMAGE_PARAMETERS = ("reference", "reference_2", "target", "enhanced", "pose")
 
 
 class WorkflowParameterError(WorkflowFormatError):
@@ -91,9 +65,9 @@ class Workflow:
 
 
 WORKFLOWS: tuple[Workflow, ...] = (
-    Workflow("likeness_enhance_whole", "whole", "regenerate the whole image"),
-    Workflow("likeness_enhance_crop", "crop", "regenerate face crops and paste them back", second_face_group="Face 2"),
-    Workflow("likeness_score", None, "score existing images", saves_result=False),
+    Workflow(WORKFLOW_ENHANCE_WHOLE, "whole", "regenerate the whole image"),
+    Workflow(WORKFLOW_ENHANCE_CROP, "crop", "regenerate face crops and paste them back", second_face_group="Face 2"),
+    Workflow(WORKFLOW_SCORE, None, "score existing images", saves_result=False),
 )
 MODES: dict[str, Workflow] = {w.mode: w for w in WORKFLOWS if w.mode}
 DEFAULT_MODE = "whole"
@@ -145,10 +119,7 @@ def _batch_images(api: dict, node_id: str, names: list[str]) -> None:
     first = api[node_id]
     first["inputs"]["image"] = names[0]
     consumers = [
-        (nid, key)
-        for nid, node in api.items()
-        for key, value in node["inputs"].items()
-        if value == [node_id, 0]
+        (nid, key) for nid, node in api.items() for key, value in node["inputs"].items() if value == [node_id, 0]
     ]
     current = [node_id, 0]
     title = first["_meta"]["title"]
@@ -183,7 +154,11 @@ def fill(api: dict, **params: Any) -> dict:
         if not hits:
             titles = sorted({(n.get("_meta") or {}).get("title", "") for n in out.values()})
             wanted = " or ".join(repr(t) for t, _ in PARAMETERS[param])
-            hint = " (the LoRA ships bypassed: enable it with set_mode on the UI workflow)" if param.startswith("lora") else ""
+            hint = (
+                " (the LoRA ships bypassed: enable it with set_mode on the UI workflow)"
+                if param.startswith("lora")
+                else ""
+            )
             raise WorkflowParameterError(
                 f"parameter {param!r} needs a node titled {wanted}, which this workflow lacks{hint}; titles present: {titles}"
             )

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..common.errors import LikenessError
+from ..contract import DISTANCE_AFTER, DISTANCE_BEFORE, HISTORY_FACE_DISTANCE, HISTORY_REPORT, REPORT_FIELDS
 from .api import ComfyClient
 from .jobs import JobRunner, job_key, output_prefix, safe_upload_name
 from .journal import JobRow, Journal
@@ -29,8 +31,6 @@ from .workflow_format import bypass_group, load_workflow, ui_to_api
 
 log = logging.getLogger(__name__)
 
-REPORT_FIELDS = ("cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside", "lpips_outside",
-                 "no_face_before", "no_face_after", "psnr_identical")  # fmt: skip
 CSV_COLUMNS = [
     "name", "try", "best", "seed", "state", "cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside",
     "lpips_outside", "no_face_before", "no_face_after", "similarity_identity", "judge", "output", "report_image",
@@ -38,7 +38,7 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-class UsageError(Exception):
+class UsageError(LikenessError):
     """A bad argument or input file (exit 2); the message names the value and the fix."""
 
 
@@ -63,7 +63,9 @@ class ImageFile:
         except ImportError:  # pragma: no cover - Pillow ships with ComfyUI and the test extras
             pass
         except Exception as err:  # noqa: BLE001 - any decoder error means the same thing here
-            raise UsageError(f"{role} image {str(p)!r} is not a readable image ({err}); re-export it as PNG or JPEG") from None
+            raise UsageError(
+                f"{role} image {str(p)!r} is not a readable image ({err}); re-export it as PNG or JPEG"
+            ) from None
         return cls(p.resolve(), hashlib.sha256(data).hexdigest())
 
 
@@ -165,12 +167,12 @@ def scores_from_outputs(outputs: dict, node_titles: dict[str, str]) -> tuple[dic
     report_image = None
     for nid, out in outputs.items():
         title = node_titles.get(nid, "")
-        for rec in out.get("likeness_face_distance", [])[:1]:
-            key = "after" if title.endswith("after") else "before" if title.endswith("before") else "identity"
+        for rec in out.get(HISTORY_FACE_DISTANCE, [])[:1]:
+            key = "after" if title == DISTANCE_AFTER else "before" if title == DISTANCE_BEFORE else "identity"
             row[f"distance_{key}"] = _number(rec.get("distance"))
             row[f"similarity_{key}"] = _number(rec.get("cosine_similarity"))
             row["judge"] = rec.get("judge", row["judge"])
-        for rep in out.get("likeness_report", [])[:1]:
+        for rep in out.get(HISTORY_REPORT, [])[:1]:
             for k in REPORT_FIELDS:
                 row[k] = _number(rep.get(k))
             row["judge"] = rep.get("judge", row["judge"])

@@ -13,26 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from ..contract import MODEL_FILES
 from .api import ComfyClient
 from .provision import ensure_comfyui
 from .server import IMPORT_ROOT, PACK_DIR, EmbeddedServer, ServerStartError
 
 STANDINS_DIR = PACK_DIR / "standins" / "comfy_pack"
-# What the shipped workflows load (README model table): path under models/ -> accepted alternatives.
-MODEL_FILES = {
-    "diffusion_models/flux1-dev.safetensors": ["unet/flux1-dev.safetensors"],
-    "text_encoders/t5xxl_fp16.safetensors": ["clip/t5xxl_fp16.safetensors"],
-    "text_encoders/clip_l.safetensors": ["clip/clip_l.safetensors"],
-    "vae/ae.safetensors": [],
-    "controlnet/diffusion_pytorch_model.safetensors": [],
-    "pulid/pulid_flux_v0.9.1.safetensors": [],
-    "eva_clip/EVA02_CLIP_L_336_psz14_s6B.pt": ["clip_vision/EVA02_CLIP_L_336_psz14_s6B.pt"],
-    "insightface/models/antelopev2": [],
-    "insightface/models/buffalo_l": [],
-    "facexlib/parsing_bisenet.pth": [],
-    "upscale_models/RealESRGAN_x4plus.pth": [],
-    "LLM/Florence-2-large": [],
-}
 
 
 @dataclass(frozen=True)
@@ -68,7 +54,7 @@ class Session:
 
 
 def missing_real_weights(models_dir: Path | None) -> list[str]:
-    """The model files of the shipped workflows (MODEL_FILES) that ``models_dir`` lacks."""
+    """The model files of the shipped workflows (contract.MODEL_FILES) that ``models_dir`` lacks."""
     if models_dir is None:
         return list(MODEL_FILES)
     return [p for p, alts in MODEL_FILES.items() if not any((models_dir / q).exists() for q in [p, *alts])]
