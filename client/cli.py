@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..common.images import IMAGE_SUFFIXES
 from ..contract import WORKFLOW_SCORE
 from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  # argparse only: no numpy
 from .api import ComfyError, PromptRejected, ServerUnavailable
@@ -39,7 +40,6 @@ from .workflow_format import WorkflowFormatError
 log = logging.getLogger("likeness")
 
 EXAMPLES = PACK_DIR / "examples"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 # -- inputs ------------------------------------------------------------------------------------------------
