@@ -30,6 +30,7 @@ from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  
 from .api import ComfyError, PromptRejected, ServerUnavailable
 from .console import Progress, out, report
 from .exits import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, EXIT_USAGE
+from .extras import DEMO_EXTRAS, missing_extras
 from .journal import Journal, JournalError
 from .params import DEFAULT_MODE, MODES, judge_choice, workflow_named
 from .runs import Gate, Pair, UsageError, finish, make_pair, plan, run_local, write_results
@@ -146,6 +147,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.server and (missing := missing_extras(DEMO_EXTRAS)):  # the embedded server runs on this Python
+        raise UsageError(missing)
     args.ref, args.target, args.name, args.ref2 = [str(EXAMPLES / "reference.png")], str(EXAMPLES / "target_drifted.png"), "demo", None
     return cmd_enhance(args)
 
