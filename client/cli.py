@@ -13,14 +13,11 @@ Exit codes (scripts can rely on them):
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,13 +27,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .api import ComfyClient, ComfyError, PromptRejected, ServerUnavailable
+from ..contract import MODEL_FILES
+from .api import ComfyClient, PromptRejected
+from .failures import JsonArgumentParser, classify, emit_failure
+from .filelock import job_lock_path, locked
+from .inputs import ImageFile, make_pair, read_pairs, upload_bytes
 from .jobs import JobRunner, job_key, safe_upload_name
-from .journal import Journal, JournalError
+from .journal import Journal
 from .params import fill
+from .preflight import check_flags, check_server
+from .problems import InputError
 from .provision import ensure_comfyui
+from .results import CSV_COLUMNS, merge_results, new_run_id  # noqa: F401 - CSV_COLUMNS re-exported
+from .safe_names import replace_own, suggest_name, write_new
 from .server import IMPORT_ROOT, PACK_DIR, EmbeddedServer, ServerStartError
-from .workflow_format import WorkflowFormatError, bypass_group, load_workflow, ui_to_api
+from .stops import stop_on_signals
+from .weights import check_graph_models, check_models_folder, server_upscaler, set_upscaler
+from .workflow_format import bypass_group, load_workflow, ui_to_api
 
 log = logging.getLogger("likeness")
 
@@ -47,23 +54,10 @@ WORKFLOWS = {"whole": "likeness_enhance_whole", "crop": "likeness_enhance_crop"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 # What the shipped workflows load (README model table): path under models/ -> accepted alternatives.
-REAL_WEIGHTS = {
-    "diffusion_models/flux1-dev.safetensors": ["unet/flux1-dev.safetensors"],
-    "text_encoders/t5xxl_fp16.safetensors": ["clip/t5xxl_fp16.safetensors"],
-    "text_encoders/clip_l.safetensors": ["clip/clip_l.safetensors"],
-    "vae/ae.safetensors": [],
-    "controlnet/diffusion_pytorch_model.safetensors": [],
-    "pulid/pulid_flux_v0.9.1.safetensors": [],
-    "eva_clip/EVA02_CLIP_L_336_psz14_s6B.pt": ["clip_vision/EVA02_CLIP_L_336_psz14_s6B.pt"],
-    "insightface/models/antelopev2": [],
-    "insightface/models/buffalo_l": [],
-    "facexlib/parsing_bisenet.pth": [],
-    "upscale_models/RealESRGAN_x4plus.pth": [],
-    "LLM/Florence-2-large": [],
-}
+REAL_WEIGHTS = MODEL_FILES
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """A bad argument or input file: exit 2 with the message."""
 
 
@@ -82,32 +76,8 @@ def _out(msg: str) -> None:
     sys.stdout.flush()
 
 
-# -- inputs ------------------------------------------------------------------------------------------
-@dataclass
-class ImageFile:
-    path: Path
-    sha: str
-
-    @classmethod
-    def check(cls, path: str | Path, role: str) -> ImageFile:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise UsageError(f"{role} image {str(p)!r} does not exist")
-        data = p.read_bytes()
-        try:
-            from PIL import Image
-
-            with Image.open(io.BytesIO(data)) as im:
-                im.verify()
-        except ImportError:  # pragma: no cover - Pillow ships with ComfyUI and the test extras
-            pass
-        except Exception as err:  # noqa: BLE001 - any decoder error means the same thing here
-            raise UsageError(f"{role} image {str(p)!r} is not a readable image ({err}); re-export it as PNG or JPEG") from None
-        return cls(p.resolve(), hashlib.sha256(data).hexdigest())
-
-
 def _upload(client: ComfyClient, image: ImageFile) -> str:
-    data = image.path.read_bytes()
+    data = upload_bytes(image.path)
     return client.upload_image(data, safe_upload_name(data, image.path.name))["name"]
 
 
@@ -119,6 +89,9 @@ class Session:
     files: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     where: str = ""
+    identity: str = ""  # what the job key records about the server (a URL, or the embedded install)
+    upscaler: str | None = None
+    object_info: dict | None = None
 
 
 def _tool_env() -> dict[str, str]:
@@ -133,20 +106,38 @@ def _write_standin_models(models: Path) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _class_types(args: argparse.Namespace) -> set[str]:
+    names = ["likeness_score"] if args.command == "score" else [WORKFLOWS[getattr(args, "mode", "whole")]]
+    return {n["class_type"] for name in names for n in load_workflow(name).values()}
+
+
+def _models_choice(args: argparse.Namespace, comfyui: Path) -> tuple[Path | None, str]:
+    """The models folder a real run uses and the flag that named it; (None, reason) means stand-ins."""
+    if args.standins:
+        return None, "--standins given"
+    if args.models:
+        return Path(args.models).expanduser().absolute(), "--models"
+    if args.comfyui:
+        return comfyui / "models", "--comfyui"
+    if args.command == "demo":
+        return None, "demo without --models"
+    return comfyui / "models", "the pinned ComfyUI's models folder (no --models given)"
+
+
 @contextmanager
 def session(args: argparse.Namespace) -> Iterator[Session]:
     if args.server:
         client = ComfyClient(args.server, timeout=args.http_timeout)
-        client.system_stats()
+        info = check_server(client, args.server, _class_types(args))
+        upscaler = None if args.standins else server_upscaler(info, args.upscaler, args.server)
         # --standins: the server has the test stand-in pack and its tiny files (tests, CI, trying the plumbing).
-        yield Session(client, standin=args.standins, missing=["(--standins given)"] if args.standins else [], where=args.server)
+        yield Session(client, standin=args.standins, missing=["(--standins given)"] if args.standins else [], where=args.server,
+                      identity=args.server, upscaler=upscaler, object_info=info)  # fmt: skip
         return
-    comfyui = Path(args.comfyui).resolve() if args.comfyui else ensure_comfyui()
-    models = Path(args.models).resolve() if args.models else None
-    if models is None and args.comfyui and (comfyui / "models").is_dir():
-        models = comfyui / "models"
-    missing = missing_real_weights(models)
-    standin = bool(missing)
+    comfyui = Path(args.comfyui).expanduser().resolve() if args.comfyui else ensure_comfyui()
+    models, why = _models_choice(args, comfyui)
+    standin = models is None
+    upscaler = None if standin else check_models_folder(models, why, args.upscaler)
     with tempfile.TemporaryDirectory(prefix="likeness-models-") as tmp:
         files: dict[str, str] = {}
         extra = {}
@@ -157,14 +148,17 @@ def session(args: argparse.Namespace) -> Iterator[Session]:
         with EmbeddedServer(comfyui, custom_nodes=extra, models_dir=models) as server:
             client = server.start()
             client.timeout = args.http_timeout
-            yield Session(client, standin, files, missing, where=f"embedded ComfyUI at {server.url} ({comfyui})")
+            info = check_server(client, server.url, _class_types(args))
+            identity = f"embedded {comfyui} " + ("stand-ins" if standin else str(models))
+            yield Session(client, standin, files, [why] if standin else [], where=f"embedded ComfyUI at {server.url} ({comfyui})",
+                          identity=identity, upscaler=upscaler, object_info=info)  # fmt: skip
 
 
 def _banner(s: Session) -> str:
     if s.standin:
         shown = ", ".join(s.missing[:3]) + (f" and {len(s.missing) - 3} more" if len(s.missing) > 3 else "")
-        return f"LIKENESS ON STAND-IN RANDOM WEIGHTS (real model files absent: {shown}); images show plumbing, not quality"
-    return f"LIKENESS ON REAL WEIGHTS via {s.where}"
+        return f"LIKENESS ON STAND-IN RANDOM WEIGHTS ({shown}); images show plumbing, not quality"
+    return f"LIKENESS ON REAL WEIGHTS via {s.where}" + (f" (upscaler {s.upscaler})" if s.upscaler else "")
 
 
 # -- progress ----------------------------------------------------------------------------------------
@@ -247,6 +241,8 @@ class Jobs:
             from ..standins.substitution import to_standins  # stand-in runs only: never on a real-weights path
 
             graph = to_standins(graph, self.s.files, steps=spec.get("standin_steps"))
+        else:
+            graph = set_upscaler(graph, self.s.upscaler)
         params = dict(spec["params"])
         for role in ("reference", "reference_2"):
             if spec.get(role):
@@ -265,10 +261,7 @@ class Jobs:
         row, img = scores_from_outputs(outputs, _titles(graph))
         if img is not None:
             data = self.s.client.view(img["filename"], img.get("subfolder", ""), img.get("type", "temp"))
-            path = self.out_dir / "jobs" / f"{job.key}_report.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            row["report_image"] = str(path)
+            row["report_image"] = str(replace_own(self.out_dir, f"jobs/{job.key}_report.png", data))
         return row
 
 
@@ -301,84 +294,112 @@ def _score(result: dict) -> float:
     return -math.inf if v is None else float(v)
 
 
-def run_pairs(s: Session, args: argparse.Namespace, pairs: list[dict], workflow_of) -> tuple[list[dict], int]:
-    """Run each pair (with the likeness gate when asked); returns the rows and the exit code."""
-    out_dir = Path(args.output).resolve()
+def _workflow_sha(name: str) -> str:
+    return hashlib.sha256(json.dumps(load_workflow(name), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _spec(s: Session, pair: dict, workflow: str, t: int) -> dict:
+    """Everything that changes a job's result (the job key hashes it): inputs, options, workflow, server."""
+    params = {k: v for k, v in pair.get("params", {}).items() if v is not None}
+    if params.get("seed") is not None:
+        params["seed"] = params["seed"] + t
+    return {
+        "workflow": workflow, "workflow_sha": _workflow_sha(workflow), "server": s.identity, "upscaler": s.upscaler,
+        "reference": pair.get("reference"), "reference_2": pair.get("reference_2"), "target": pair.get("target"),
+        "enhanced": pair.get("enhanced"), "sha": pair["sha"], "params": params, "standin": s.standin, "try": t,
+    }  # fmt: skip
+
+
+def _check_models(s: Session, args: argparse.Namespace, workflows: set[str]) -> None:
+    """Exit 4 before queueing when the server lacks a file a workflow loads (never on stand-ins)."""
+    if s.standin or s.object_info is None:
+        return
+    for name in sorted(workflows):
+        graph = set_upscaler(load_workflow(name), s.upscaler)
+        if getattr(args, "judge", None):
+            graph = fill(graph, judge=args.judge)
+        check_graph_models(graph, s.object_info, s.where)
+
+
+def _run_pair(ctx: dict, i: int, pair: dict, workflow: str) -> tuple[list[dict], int]:
+    """Every try of one pair (the likeness gate); a rejected prompt fails this pair only."""
+    s, args, journal, runner, progress = ctx["s"], ctx["args"], ctx["journal"], ctx["runner"], ctx["progress"]
+    tries, code = [], EXIT_OK
+    for t in range(max(1, args.max_tries)):
+        spec = _spec(s, pair, workflow, t)
+        key = job_key(spec)
+        journal.add(ctx["batch"], i * 1000 + t, key, spec)
+        progress.start(key, f"{pair['name']} try {t + 1}" if args.max_tries > 1 else pair["name"])
+        t0 = time.monotonic()
+        try:
+            with locked(job_lock_path(journal.path, key)):  # another process on this journal waits, then reuses it
+                outcome = runner.run(key)
+            job = outcome.job
+        except PromptRejected as err:
+            job, code = journal.get(key), EXIT_REJECTED
+            log.error("likeness: %s: the workflow did not validate: %s", pair["name"], " | ".join(str(err).splitlines()))
+        progress.done()
+        result = dict(job.result or {})
+        tries.append({"run": ctx["run"], "row": pair.get("row"), "name": pair["name"], "try": t + 1, "seed": spec["params"].get("seed"),
+                      "job": key, "state": job.state, "error": job.error, "seconds": round(time.monotonic() - t0, 2), **result})  # fmt: skip
+        if job.state != "done":
+            code = code or EXIT_FAILED
+            if code == EXIT_FAILED:
+                log.error("likeness: %s: %s", pair["name"], (job.error or "").splitlines()[0] if job.error else "failed")
+            break
+        if args.min_similarity is None or _score(result) >= args.min_similarity:
+            break
+    return tries, code
+
+
+def _keep_best(out_dir: Path, pair: dict, tries: list[dict], args: argparse.Namespace) -> bool:
+    """Mark and publish the best try under the pair's name (never over a different file); True if the gate failed."""
+    done = [r for r in tries if r["state"] == "done"]
+    best = max(done, key=_score) if done else None
+    for r in tries:
+        r["best"] = r is best
+    if best is None:
+        return False
+    files = best.get("files") or []
+    if files:
+        kind = "scored" if pair.get("enhanced") else "enhanced"
+        best["output"] = str(write_new(out_dir, f"{pair['name']}_{kind}", ".png", Path(files[0]).read_bytes()))
+    if best.get("report_image"):
+        best["report_image"] = str(write_new(out_dir, f"{pair['name']}_report", ".png", Path(best["report_image"]).read_bytes()))
+    return args.min_similarity is not None and _score(best) < args.min_similarity
+
+
+def run_pairs(s: Session, args: argparse.Namespace, pairs: list[dict], workflow_of, rejected=()) -> tuple[list[dict], int]:
+    """Run each pair (with the likeness gate when asked); returns the rows and the exit code. The results files
+    are written whatever happens (a bad row, a failed job, Ctrl-C)."""
+    out_dir = Path(args.output).expanduser().absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
-    journal = Journal(Path(args.journal).resolve() if args.journal else out_dir / "likeness_journal.sqlite")
+    _check_models(s, args, {workflow_of(p) for p in pairs})
+    journal = Journal(Path(args.journal).expanduser().absolute() if args.journal else out_dir / "likeness_journal.sqlite")
     jobs = Jobs(s, args, out_dir)
     progress = Progress(not args.json and not args.quiet, jobs.graphs)
     runner = JobRunner(s.client, journal, out_dir / "jobs", jobs.build, jobs.collect, on_event=progress,
                        job_timeout=args.timeout, server_wait=args.server_wait)  # fmt: skip
-    batch = job_key([p["name"] for p in pairs], args.min_similarity, args.max_tries)
-    rows, code = [], EXIT_OK
-    for i, pair in enumerate(pairs):
-        tries = []
-        for t in range(max(1, args.max_tries)):
-            spec = {
-                "workflow": workflow_of(pair),
-                "reference": pair.get("reference"),
-                "reference_2": pair.get("reference_2"),
-                "target": pair.get("target"),
-                "enhanced": pair.get("enhanced"),
-                "sha": pair["sha"],
-                "params": {k: v for k, v in pair.get("params", {}).items() if v is not None}
-                | ({"seed": pair["params"]["seed"] + t} if pair.get("params", {}).get("seed") is not None else {}),
-                "standin": s.standin,
-                "try": t,
-            }
-            key = job_key(spec)
-            journal.add(batch, i * 1000 + t, key, spec)
-            progress.start(key, f"{pair['name']} try {t + 1}" if args.max_tries > 1 else pair["name"])
-            t0 = time.monotonic()
-            outcome = runner.run(key)
-            progress.done()
-            result = dict(outcome.job.result or {})
-            tries.append(
-                {"name": pair["name"], "try": t + 1, "seed": spec["params"].get("seed"), "job": key, "state": outcome.job.state,
-                 "error": outcome.job.error, "seconds": round(time.monotonic() - t0, 2), **result}  # fmt: skip
-            )
-            if outcome.job.state != "done":
-                code = EXIT_FAILED
-                log.error("%s: %s", pair["name"], outcome.job.error)
-                break
-            if args.min_similarity is None or _score(result) >= args.min_similarity:
-                break
-        done = [r for r in tries if r["state"] == "done"]
-        best = max(done, key=_score) if done else None
-        for r in tries:
-            r["best"] = r is best
-        if best is not None:
-            files = best.get("files") or []
-            if files:
-                dest = out_dir / f"{pair['name']}_{'scored' if pair.get('enhanced') else 'enhanced'}.png"
-                shutil.copyfile(files[0], dest)
-                best["output"] = str(dest)
-            if best.get("report_image"):
-                dest = out_dir / f"{pair['name']}_report.png"
-                shutil.copyfile(best["report_image"], dest)
-                best["report_image"] = str(dest)
-            if args.min_similarity is not None and _score(best) < args.min_similarity and code == EXIT_OK:
+    ctx = {"s": s, "args": args, "journal": journal, "runner": runner, "progress": progress, "run": new_run_id(),
+           "batch": job_key([p["name"] for p in pairs], args.min_similarity, args.max_tries)}  # fmt: skip
+    rows = [{"run": ctx["run"], "row": r["row"], "name": r["name"], "state": "invalid", "error": r["error"]} for r in rejected]
+    code = EXIT_USAGE if rejected else EXIT_OK
+    try:
+        for i, pair in enumerate(pairs):
+            tries, c = _run_pair(ctx, i, pair, workflow_of(pair))
+            code = code or c
+            if _keep_best(out_dir, pair, tries, args) and code == EXIT_OK:
                 code = EXIT_GATE
-        rows.extend(tries)
-    _write_results(out_dir, rows, s, args)
+            rows.extend(tries)
+    finally:
+        _write_results(out_dir, rows, s, args)
     return rows, code
 
 
-CSV_COLUMNS = [
-    "name", "try", "best", "seed", "state", "cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside",
-    "lpips_outside", "no_face_before", "no_face_after", "similarity_identity", "judge", "output", "report_image",
-    "seconds", "resumed", "job", "error",
-]  # fmt: skip
-
-
 def _write_results(out_dir: Path, rows: list[dict], s: Session, args: argparse.Namespace) -> None:
-    summary = {"standin_weights": s.standin, "server": s.where, "min_similarity": args.min_similarity, "rows": rows}
-    (out_dir / "likeness_results.json").write_text(json.dumps(summary, indent=2, default=str))
-    with open(out_dir / "likeness_results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    summary = {"standin_weights": s.standin, "server": s.where, "min_similarity": args.min_similarity,
+               "run": rows[0].get("run") if rows else new_run_id()}  # fmt: skip
+    merge_results(out_dir, rows, summary)
 
 
 # -- commands ----------------------------------------------------------------------------------------
@@ -393,20 +414,7 @@ def _params(args: argparse.Namespace) -> dict:
     }
 
 
-def _pair(name: str, refs: list[str], target: str, params: dict, refs_2: list[str] | None = None) -> dict:
-    if not refs:
-        raise UsageError(f"{name}: give at least one --ref image")
-    ref_files = [ImageFile.check(r, "reference") for r in refs]
-    ref2_files = [ImageFile.check(r, "reference (face 2)") for r in refs_2 or []]
-    tgt = ImageFile.check(target, "target")
-    return {
-        "name": name,
-        "reference": [str(f.path) for f in ref_files],
-        "reference_2": [str(f.path) for f in ref2_files] or None,
-        "target": str(tgt.path),
-        "sha": [f.sha for f in ref_files + ref2_files + [tgt]],
-        "params": params,
-    }
+_pair = make_pair  # the Ray tests build pairs with it
 
 
 def _report(rows: list[dict], s: Session, args: argparse.Namespace, code: int, t0: float) -> int:
@@ -431,7 +439,7 @@ def _report(rows: list[dict], s: Session, args: argparse.Namespace, code: int, t
 
 def cmd_enhance(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    pair = _pair(args.name or Path(args.target).stem, args.ref, args.target, _params(args), args.ref2)
+    pair = make_pair(args.name or suggest_name(Path(args.target).stem), args.ref, args.target, _params(args), args.ref2)
     workflow = WORKFLOWS[args.mode]
     if pair["reference_2"] and args.mode != "crop":
         raise UsageError("--ref2 (references of a second face) needs --mode crop")
@@ -442,45 +450,9 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         return _report(rows, s, args, code, t0)
 
 
-def _read_pairs(args: argparse.Namespace) -> list[dict]:
-    params = _params(args)
-    pairs = []
-    if args.pairs:
-        path = Path(args.pairs)
-        if not path.is_file():
-            raise UsageError(f"--pairs file {str(path)!r} does not exist")
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"reference", "target"} <= set(reader.fieldnames):
-                raise UsageError(f"{path}: the CSV needs 'reference' and 'target' columns, found {reader.fieldnames}")
-            for i, row in enumerate(reader):
-                base = path.parent
-                refs = [str(base / r.strip()) for r in row["reference"].split(";") if r.strip()]
-                p = dict(params)
-                if row.get("seed"):
-                    p["seed"] = int(row["seed"])
-                if row.get("prompt"):
-                    p["prompt"] = row["prompt"]
-                pairs.append(_pair(row.get("name") or f"{i:04d}_{Path(row['target']).stem}", refs, str(base / row["target"].strip()), p))
-    else:
-        root = Path(args.folder)
-        if not root.is_dir():
-            raise UsageError(f"--folder {str(root)!r} is not a folder")
-        for sub in sorted(d for d in root.iterdir() if d.is_dir()):
-            imgs = sorted(f for f in sub.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            refs = [str(f) for f in imgs if f.stem.lower().startswith("ref")]
-            targets = [str(f) for f in imgs if f.stem.lower().startswith("target")]
-            if len(targets) != 1:
-                raise UsageError(f"{sub}: expected one target* image and ref* images, found targets {targets}")
-            pairs.append(_pair(sub.name, refs, targets[0], dict(params)))
-    if not pairs:
-        raise UsageError("no pairs found")
-    return pairs
-
-
 def cmd_batch(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    pairs = _read_pairs(args)
+    pairs, rejected = read_pairs(args.pairs, args.folder, _params(args))
     if args.ray:
         from .ray_batch import run_on_ray  # optional dependency, imported only here
 
@@ -489,7 +461,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     with session(args) as s:
         if not args.json:
             _out(_banner(s) + f"; {len(pairs)} pair(s)")
-        rows, code = run_pairs(s, args, pairs, lambda p: workflow)
+        rows, code = run_pairs(s, args, pairs, lambda p: workflow, rejected)
         return _report(rows, s, args, code, t0)
 
 
@@ -498,7 +470,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     refs = [ImageFile.check(r, "reference") for r in args.ref]
     before, after = ImageFile.check(args.before, "before"), ImageFile.check(args.after, "after")
     pair = {
-        "name": args.name or Path(args.after).stem,
+        "name": args.name or suggest_name(Path(args.after).stem),
         "reference": [str(f.path) for f in refs],
         "target": str(before.path),
         "enhanced": str(after.path),
@@ -532,9 +504,11 @@ def cmd_local_tool(args: argparse.Namespace, rest: list[str]) -> int:
 def _server_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server")
     g.add_argument("--server", help="URL of a running ComfyUI with Likeness (default: start an embedded one)")
-    g.add_argument("--standins", action="store_true", help="with --server: run on the test stand-in models that server has")
+    g.add_argument("--standins", action="store_true", help="run on tiny random stand-in weights (plumbing only; the banner says so); "
+                   "with --server, the stand-in models that server has")  # fmt: skip
+    g.add_argument("--upscaler", help="the ESRGAN file in upscale_models to use (default RealESRGAN_x4plus.pth, 4x-UltraSharp.pth, or the only one)")
     g.add_argument("--comfyui", help="your own ComfyUI installation for the embedded server (default: the pinned 0.3.75)")
-    g.add_argument("--models", help="a ComfyUI models folder with the real weights (default: <--comfyui>/models; else stand-ins)")
+    g.add_argument("--models", help="a ComfyUI models folder with the real weights (default: <--comfyui>/models); a missing file exits 4")
     g.add_argument("--timeout", type=float, default=3600.0, help="seconds one job may take (default 3600)")
     g.add_argument("--http-timeout", type=float, default=30.0, help="seconds one HTTP request may take (default 30)")
     g.add_argument("--server-wait", type=float, default=300.0, help="seconds to wait for a lost server to come back (default 300)")
@@ -559,7 +533,7 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="likeness", description="Likeness: keep a face's identity, through ComfyUI")
+    p = JsonArgumentParser(prog="likeness", description="Likeness: keep a face's identity, through ComfyUI")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("enhance", help="enhance one target image with reference photos of the person")
@@ -600,29 +574,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    as_json = "--json" in argv
     if argv and argv[0] in ("eval", "dataset"):
-        args = argparse.Namespace(command=argv[0])
-        return cmd_local_tool(args, argv[1:])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+        return cmd_local_tool(argparse.Namespace(command=argv[0]), argv[1:])
+    logging.basicConfig(level=logging.DEBUG if ("-v" in argv or "--verbose" in argv) else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)  # fmt: skip
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    stop_on_signals()
+    args = None
     try:
+        args = build_parser().parse_args(argv)
+        check_flags(args)
         return args.func(args)
-    except (UsageError, JournalError, WorkflowFormatError) as err:
-        log.error("likeness: %s", err)
-        return EXIT_USAGE
-    except PromptRejected as err:
-        log.error("likeness: the workflow did not validate:\n%s", err)
-        return EXIT_REJECTED
-    except (ServerUnavailable, ServerStartError) as err:
-        log.error("likeness: %s", err)
-        return EXIT_SERVER
     except GateNotReached:
         return EXIT_GATE
-    except ComfyError as err:
-        log.error("likeness: %s", err)
-        return EXIT_FAILED
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place every outcome becomes an exit code
+        if debug:
+            log.exception("likeness: --debug traceback")
+        journal = getattr(args, "journal", None) or (str(Path(args.output) / "likeness_journal.sqlite") if getattr(args, "output", None) else None)
+        code, message = classify(err, journal)
+        emit_failure(code, message, as_json)
+        return code
 
 
 if __name__ == "__main__":

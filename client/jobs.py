@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .api import ComfyClient, ComfyError, ExecutionFailed, PromptLost, PromptRejected, PromptResult, ServerUnavailable
 from .journal import JobRow, Journal
+from .recovery import recheck
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +163,8 @@ class JobRunner:
         return self._finish(job, result, resumed)
 
     def _attempt(self, key: str) -> JobOutcome:
-        job = self.journal.get(key)
-        if job.state in ("done", "failed"):
+        job = recheck(self.journal, self.journal.get(key), self.out_dir)
+        if job.state == "done":
             return JobOutcome(job, None, [Path(p) for p in (job.result or {}).get("files", [])], "done before")
         if job.state in ("submitting", "queued"):
             where, pid = self._locate(job)
