@@ -95,7 +95,9 @@ def open_image(path: str | Path, role: str = "image") -> Intake:
             return Intake(work, (w, h), notes)
     except ImageRejected:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise ImageRejected(f"{label} is over the {MAX_PIXELS / 1e6:.0f} MP limit ({err}): downscale it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageRejected(f"{label} is not a readable image ({err}); re-export it as PNG or JPEG") from None
 
 
