@@ -11,6 +11,7 @@ working copy downscaled to MAX_SIDE (JPEGs are decoded reduced, so memory stays 
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,43 +63,49 @@ def _to_8bit_rgb(im, notes: list[str], label: str):
 
 def open_image(path: str | Path, role: str = "image") -> Intake:
     """The file as an 8-bit RGB working copy (see the module docstring); raises ImageRejected."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     label = f"{role} image {str(p)!r}"
     if not p.is_file():
         raise ImageRejected(f"{label} does not exist: check the path")
     try:
-        with Image.open(p) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageRejected(f"{label} is {w}x{h} ({w * h / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP limit: downscale it")
-            if min(w, h) < MIN_SIDE:
-                raise ImageRejected(f"{label} is {w}x{h}, smaller than {MIN_SIDE} px on a side: use a larger image")
-            notes: list[str] = []
-            if getattr(im, "n_frames", 1) > 1:
-                notes.append(f"{label} has {im.n_frames} frames: only the first is used")
-                im.seek(0)
-            if max(w, h) > MAX_SIDE and im.format == "JPEG":
-                im.draft("RGB", (MAX_SIDE, MAX_SIDE))
-            orientation = im.getexif().get(0x0112, 1)
-            work = ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
-            if work is not im:
-                notes.append(f"{label}: EXIF orientation {orientation} applied")
-            work = _to_8bit_rgb(work, notes, label)
-            if max(work.size) > MAX_SIDE:
-                work.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
-                notes.append(f"{label} is {w}x{h}: a working copy downscaled to {work.size[0]}x{work.size[1]} is used")
-            elif work.size != (w, h) and orientation in (None, 1):
-                notes.append(f"{label} decoded at {work.size[0]}x{work.size[1]}")
-            work.load()
-            return Intake(work, (w, h), notes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS below is the limit
+            return _read(p, label)
     except ImageRejected:
         raise
     except Image.DecompressionBombError as err:
         raise ImageRejected(f"{label} is over the {MAX_PIXELS / 1e6:.0f} MP limit ({err}): downscale it") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageRejected(f"{label} is not a readable image ({err}); re-export it as PNG or JPEG") from None
+
+
+def _read(p: Path, label: str) -> Intake:
+    from PIL import Image, ImageOps
+
+    with Image.open(p) as im:
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise ImageRejected(f"{label} is {w}x{h} ({w * h / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP limit: downscale it")
+        if min(w, h) < MIN_SIDE:
+            raise ImageRejected(f"{label} is {w}x{h}, smaller than {MIN_SIDE} px on a side: use a larger image")
+        notes: list[str] = []
+        if getattr(im, "n_frames", 1) > 1:
+            notes.append(f"{label} has {im.n_frames} frames: only the first is used")
+            im.seek(0)
+        if max(w, h) > MAX_SIDE and im.format == "JPEG":
+            im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at 1/2, 1/4… of the size: memory stays bounded
+        orientation = im.getexif().get(0x0112, 1)
+        work = ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
+        if work is not im:
+            notes.append(f"{label}: EXIF orientation {orientation} applied")
+        work = _to_8bit_rgb(work, notes, label)
+        if max(work.size) > MAX_SIDE:
+            work.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            notes.append(f"{label} is {w}x{h}: a working copy downscaled to {work.size[0]}x{work.size[1]} is used")
+        work.load()
+        return Intake(work, (w, h), notes)
 
 
 def png_bytes(image) -> bytes:

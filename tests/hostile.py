@@ -111,10 +111,10 @@ CASES: list[tuple[str, list[str], int, str]] = [
 
 # eval / dataset run in a torch subprocess (slower): a few cases.
 TOOL_CASES: list[tuple[str, list[str], int, str]] = [
-    ("eval-missing-input", ["eval", "{d}/nothing", "-o", "{out}"], 2, r"nothing"),
-    ("eval-input-is-file", ["eval", "{d}/file.txt", "-o", "{out}"], 2, r"file\.txt"),
-    ("dataset-missing-folder", ["dataset", "{d}/nothing", "-o", "{out}", "--trigger", "ohwx"], 2, r"nothing"),
-    ("dataset-corrupt-only", ["dataset", "{d}/only_corrupt", "-o", "{out}", "--trigger", "ohwx"], 2, r"."),
+    ("eval-missing-input", ["eval", "{d}/nothing", "-o", "{out}/e1"], 2, r"nothing"),
+    ("eval-input-is-file", ["eval", "{d}/file.txt", "-o", "{out}/e2"], 2, r"file\.txt"),
+    ("dataset-missing-folder", ["dataset", "{d}/nothing", "-o", "{out}/d1", "--trigger", "ohwx"], 2, r"nothing"),
+    ("dataset-corrupt-only", ["dataset", "{d}/only_corrupt", "-o", "{out}/d2", "--trigger", "ohwx"], 2, r"no photo was kept of 1"),
 ]
 
 

@@ -485,6 +485,9 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         "train": str(result.train_dir),
     }
     (args.output / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
+    if not summary["kept"]:
+        dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
+        raise FaceError(f"no photo was kept of {summary['inputs']} (dropped: {dropped}): see {args.output / 'decisions.csv'}")
     if args.json:
         _write(json.dumps(_jsonable(summary)) + "\n")
         return EXIT_OK
@@ -526,10 +529,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (FaceModelMissingError, JudgeUnavailableError, MissingPackageError) as exc:
         logger.error("missing model: %s", exc)
-        return EXIT_MISSING_MODEL
+        return _failed(args, EXIT_MISSING_MODEL, f"missing model: {exc}")
     except LikenessError as exc:  # every typed error of the pack (face, caption, weights files)
         logger.error("%s", exc)
-        return EXIT_BAD_INPUT
+        return _failed(args, EXIT_BAD_INPUT, str(exc))
+    except OSError as exc:  # a folder that cannot be written, a full disk: one line, no traceback
+        logger.error("%s: %s", exc.filename or "", exc.strerror or exc)
+        return _failed(args, EXIT_BAD_INPUT, f"{exc.filename or ''}: {exc.strerror or exc}")
+
+
+def _failed(args: argparse.Namespace, code: int, message: str) -> int:
+    """With --json, one JSON object on stdout for every exit code (the README's promise)."""
+    if getattr(args, "json", False):
+        _write(json.dumps({"exit_code": code, "error": message}) + "\n")
+    return code
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from PIL import Image
 
 from ..face.errors import FaceError
 from ..face.judge import FaceJudge, sort_faces
+from .dataset_files import clear_previous, record
 from .evaluation import IMAGE_EXTENSIONS, load_image
 from .reporting import contact_sheet
 
@@ -456,9 +457,8 @@ def prepare_dataset(
     train = output_dir / TRAIN_DIR
     train.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        for old in train.iterdir():
-            if old.is_file() and old.suffix.lower() in (*IMAGE_EXTENSIONS, ".txt"):
-                old.unlink()
+        clear_previous(output_dir, train)
+    written: list[Path] = []
     used: set[str] = set()
     for d in candidates:
         if d.status != "candidate":
@@ -483,6 +483,8 @@ def prepare_dataset(
         text = captioner.caption([crop], task="caption")[0] if captioner is not None else ""
         d.caption = render_caption(template, opts.trigger, d.shot, text)
         (train / f"{name}.txt").write_text(d.caption + "\n", encoding="utf-8")
+        written += [out, train / f"{name}.txt"]
+    record(train, written)
 
     result = DatasetResult(decisions, output_dir, train, min_score, min_sim, judge.name)
     _write_decisions(decisions, output_dir / DECISIONS_CSV)

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..common.image_intake import ImageRejected, open_image
 from ..face.errors import FaceError, NoFaceError
 from ..face.judge import FaceJudge, FaceRecord, select_faces
 from ..face.metrics import METRICS, delta_id, face_embed_distance, identity_similarity, reference_embedding
@@ -92,15 +92,15 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def load_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, EXIF orientation applied (as ComfyUI's LoadImage does); the file is only read."""
+    """(H, W, 3) uint8 RGB through the pack's one image intake (EXIF orientation applied as ComfyUI's LoadImage
+    does, 16-bit scaled not clipped, first frame of an animation, a bounded working copy of a huge photo)."""
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB")).copy()
-    except FileNotFoundError as exc:
-        raise FaceError(f"image {path} does not exist: check the path") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise FaceError(f"image {path} cannot be read ({exc}): re-save it as PNG or JPEG") from exc
+        intake = open_image(path)
+    except ImageRejected as exc:
+        raise FaceError(str(exc)) from None
+    for note in intake.notes:
+        logger.warning("%s", note)
+    return np.asarray(intake.image).copy()
 
 
 def _by_stem(paths: Sequence[Path], folder: Path) -> dict[str, Path]:
