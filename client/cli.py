@@ -39,7 +39,7 @@ from .preflight import check_flags, check_server
 from .problems import InputError
 from .provision import ensure_comfyui
 from .results import CSV_COLUMNS, merge_results, new_run_id  # noqa: F401 - CSV_COLUMNS re-exported
-from .safe_names import replace_own, suggest_name, write_new
+from .safe_names import inside, replace_own, suggest_name, write_new
 from .server import IMPORT_ROOT, PACK_DIR, EmbeddedServer, ServerStartError
 from .stops import stop_on_signals
 from .weights import check_graph_models, check_models_folder, server_upscaler, set_upscaler
@@ -374,6 +374,7 @@ def run_pairs(s: Session, args: argparse.Namespace, pairs: list[dict], workflow_
     are written whatever happens (a bad row, a failed job, Ctrl-C)."""
     out_dir = Path(args.output).expanduser().absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
+    inside(out_dir, "jobs/x.png")  # a 'jobs' link to elsewhere is refused before anything runs
     _check_models(s, args, {workflow_of(p) for p in pairs})
     journal = Journal(Path(args.journal).expanduser().absolute() if args.journal else out_dir / "likeness_journal.sqlite")
     jobs = Jobs(s, args, out_dir)
@@ -423,6 +424,9 @@ def _report(rows: list[dict], s: Session, args: argparse.Namespace, code: int, t
         _out(json.dumps({"exit_code": code, "standin_weights": s.standin, "output_dir": str(out_dir), "rows": rows}, default=str))
         return code
     for r in rows:
+        if r.get("state") == "invalid":
+            _out(f"  {r['name'] or '(no name)'} row {r.get('row')}: invalid, not run: {r.get('error')}")
+            continue
         mark = "*" if r.get("best") else " "
         cos = " ".join(
             f"{k} {r[k]:.3f}" if isinstance(r.get(k), (int, float)) else f"{k} n/a" for k in ("cos_before", "cos_after", "delta_id")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .api import ComfyClient, ComfyError, ExecutionFailed, PromptLost, PromptRejected, PromptResult, ServerUnavailable
 from .journal import JobRow, Journal
 from .recovery import recheck
+from .safe_names import replace_own
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,8 @@ class JobRunner:
             if rec.get("type") != "output":
                 continue
             data = self.client.view(rec["filename"], rec.get("subfolder", ""), "output")
-            path = self.out_dir / rec["filename"]
-            path.write_bytes(data)
-            paths.append(path)
+            # only the base name of what the server reports: a hostile server cannot steer the write
+            paths.append(replace_own(self.out_dir, Path(str(rec["filename"])).name, data))
         return paths
 
     def _finish(self, job: JobRow, result: PromptResult, resumed: str) -> JobOutcome:

@@ -64,15 +64,17 @@ def unique_names(names: list[str]) -> list[str]:
 
 
 def inside(root: Path, rel: str | os.PathLike) -> Path:
-    """``root / rel`` after checking that no part of it is a symbolic link and it stays inside ``root``."""
+    """``root / rel`` after checking that no folder on the way is a symbolic link and it stays inside ``root``.
+    (The last part may be a link: ``write_new`` treats it as taken, ``replace_own`` replaces the link itself.)"""
     root = Path(root)
     path = root / rel
     cur = root
-    for part in Path(rel).parts:
+    for part in Path(rel).parts[:-1]:
         cur = cur / part
         if cur.is_symlink():
             raise InputError(f"{cur} is a symbolic link inside the output folder; remove it (nothing is written through links)")
-    if os.path.commonpath([root.resolve(), path.resolve()]) != str(root.resolve()):
+    real = path.parent.resolve() / path.name
+    if path.name in ("", ".", "..") or os.path.commonpath([root.resolve(), real]) != str(root.resolve()):
         raise InputError(f"{rel!s} would be written outside the output folder {root}")
     return path
 
@@ -99,7 +101,7 @@ def write_new(root: Path, stem: str, suffix: str, data: bytes) -> Path:
             dest = inside(root, f"{stem}{suffix}" if i == 1 else f"{stem}-{i}{suffix}")
             if _publish(tmp, dest):
                 return dest
-            if dest.is_file() and not dest.is_symlink() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+            if not dest.is_symlink() and dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
                 return dest
         raise InputError(f"{root}: 10000 files named {stem}*{suffix} already; use a new --output folder")
     finally:
