@@ -18,10 +18,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..common.errors import LikenessError
+
 log = logging.getLogger(__name__)
 
 
-class ComfyError(RuntimeError):
+class ComfyError(LikenessError, RuntimeError):
     """Base class of the client's errors."""
 
 

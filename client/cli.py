@@ -1,518 +1,172 @@
-"""The ``likeness`` command line (``likeness``, or ``python -m likeness.client`` from a checkout). No torch here.
+"""The ``likeness`` command (``likeness``, or ``python -m likeness.client`` from a checkout). No torch here.
 
-Commands: ``enhance`` (one target), ``batch`` (a CSV or folder of pairs), ``score`` (score existing images),
-``demo`` (enhance the bundled examples), ``eval`` and ``dataset`` (local tools, run in a subprocess that
-may import torch). Without ``--server`` an embedded headless ComfyUI with this pack is started; when the
-real model files are absent it runs the same workflows on tiny stand-in weights and says so.
+One argparse tree for every command: ``enhance`` (one target), ``batch`` (a CSV or folder of pairs; ``--ray``
+spreads it over servers), ``score`` (score existing images), ``demo`` (enhance the bundled examples) run
+workflows on ComfyUI; ``eval`` and ``dataset`` run the local tools (likeness.tools) in this process. Without
+``--server`` an embedded headless ComfyUI with this pack is started; it runs on tiny stand-in weights only with
+``--standins`` or in ``demo`` without a models folder (session.py), and says so. Relative paths are the
+caller's: nothing here changes the working directory. Every flag, path, URL and CSV cell is checked before a
+server is started or contacted (preflight.py, inputs.py).
 
-Exit codes (scripts can rely on them):
-  0 done; 1 a job failed on the server; 2 bad arguments or input files; 3 server unavailable;
-  4 the workflow did not validate (/prompt 400); 5 the likeness gate was not reached in --max-tries.
+Exit codes (scripts can rely on them; the same for every command; failures.py):
+  0 done; 1 a job failed on the server; 2 bad arguments or input files; 3 something the command needs is
+  unavailable (the server, not ComfyUI, without the pack; for eval/dataset a model or its package); 4 the
+  workflow did not validate or a model file the workflow loads is missing (checked before queueing); 5 the
+  likeness gate was not reached in --max-tries; 130 / 143 stopped by SIGINT / SIGTERM (rerun to resume).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
+import dataclasses
 import logging
-import math
 import os
-import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
 
-from ..contract import MODEL_FILES
-from .api import ComfyClient, PromptRejected
+from ..contract import WORKFLOW_SCORE
+from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  # argparse only: no numpy
+from .console import Progress, out, report
+from .exits import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from .failures import JsonArgumentParser, classify, emit_failure
-from .filelock import job_lock_path, locked
-from .inputs import ImageFile, make_pair, read_pairs, upload_bytes
-from .jobs import JobRunner, job_key, safe_upload_name
+from .inputs import read_pairs
 from .journal import Journal
-from .params import fill
-from .preflight import check_flags, check_server
-from .problems import InputError
-from .provision import ensure_comfyui
-from .results import CSV_COLUMNS, merge_results, new_run_id  # noqa: F401 - CSV_COLUMNS re-exported
-from .safe_names import inside, replace_own, suggest_name, write_new
-from .server import IMPORT_ROOT, PACK_DIR, EmbeddedServer, ServerStartError
+from .params import DEFAULT_MODE, MODES, fill, judge_choice, workflow_named
+from .preflight import check_flags
+from .results import new_run_id
+from .runs import Gate, GraphBuilder, Pair, finish, make_pair, plan, run_local, write_results
+from .safe_names import check_name, inside, suggest_name
+from .server import PACK_DIR
+from .session import ServerOptions, Session, open_session
 from .stops import stop_on_signals
-from .weights import check_graph_models, check_models_folder, server_upscaler, set_upscaler
-from .workflow_format import bypass_group, load_workflow, ui_to_api
+from .weights import check_graph_models
+from .workflow_format import load_workflow
 
 log = logging.getLogger("likeness")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_REJECTED, EXIT_GATE = 0, 1, 2, 3, 4, 5
-STANDINS_DIR = PACK_DIR / "standins" / "comfy_pack"
 EXAMPLES = PACK_DIR / "examples"
-WORKFLOWS = {"whole": "likeness_enhance_whole", "crop": "likeness_enhance_crop"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
-# What the shipped workflows load (README model table): path under models/ -> accepted alternatives.
-REAL_WEIGHTS = MODEL_FILES
+
+# -- inputs ------------------------------------------------------------------------------------------------
+def _params(args: argparse.Namespace) -> dict:
+    return {"seed": args.seed, "steps": args.steps, "denoise": args.denoise, "pulid_weight": args.weight,
+            "prompt": args.prompt, "judge": judge_choice(args.judge, args.dlib_detector, args.insightface_pack)}  # fmt: skip
 
 
-class UsageError(InputError):
-    """A bad argument or input file: exit 2 with the message."""
+def _read_pairs(args: argparse.Namespace) -> tuple[list[Pair], list[dict]]:
+    """The batch's pairs (inputs.py: a bad row is reported with its row number and skipped) and the bad rows."""
+    workflow = MODES[args.mode]
+
+    def make(name, refs, target, params, refs_2, row):
+        return dataclasses.replace(make_pair(name, workflow, refs, target, params, refs_2), row=row)
+
+    return read_pairs(args.pairs, args.folder, _params(args), make)
 
 
-class GateNotReached(Exception):
-    pass
+# -- running -----------------------------------------------------------------------------------------------
+def _server_options(args: argparse.Namespace, pairs: list[Pair], workers: int = 1) -> ServerOptions:
+    servers = [u.strip() for u in (getattr(args, "servers", None) or args.server or "").split(",") if u.strip()]
+    types = frozenset(n["class_type"] for w in {p.workflow for p in pairs} for n in load_workflow(w).values())
+    return ServerOptions(servers, args.standins, args.comfyui, args.models, args.http_timeout, workers, args.upscaler,
+                         args.command == "demo", types)  # fmt: skip
 
 
-def missing_real_weights(models_dir: Path | None) -> list[str]:
-    if models_dir is None:
-        return list(REAL_WEIGHTS)
-    return [p for p, alts in REAL_WEIGHTS.items() if not any((models_dir / q).exists() for q in [p, *alts])]
-
-
-def _out(msg: str) -> None:
-    sys.stdout.write(msg + "\n")
-    sys.stdout.flush()
-
-
-def _upload(client: ComfyClient, image: ImageFile) -> str:
-    data = upload_bytes(image.path)
-    return client.upload_image(data, safe_upload_name(data, image.path.name))["name"]
-
-
-# -- the server --------------------------------------------------------------------------------------
-@dataclass
-class Session:
-    client: ComfyClient
-    standin: bool
-    files: dict[str, str] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-    where: str = ""
-    identity: str = ""  # what the job key records about the server (a URL, or the embedded install)
-    upscaler: str | None = None
-    object_info: dict | None = None
-
-
-def _tool_env() -> dict[str, str]:
-    """The environment of a helper process: this copy of the pack importable as ``likeness``."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(IMPORT_ROOT), os.environ.get("PYTHONPATH")]))}
-
-
-def _write_standin_models(models: Path) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "likeness.standins", str(models)], env=_tool_env(), capture_output=True, text=True)
-    if out.returncode != 0:
-        raise ServerStartError(f"could not write the stand-in model files:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _class_types(args: argparse.Namespace) -> set[str]:
-    names = ["likeness_score"] if args.command == "score" else [WORKFLOWS[getattr(args, "mode", "whole")]]
-    return {n["class_type"] for name in names for n in load_workflow(name).values()}
-
-
-def _models_choice(args: argparse.Namespace, comfyui: Path) -> tuple[Path | None, str]:
-    """The models folder a real run uses and the flag that named it; (None, reason) means stand-ins."""
-    if args.standins:
-        return None, "--standins given"
-    if args.models:
-        return Path(args.models).expanduser().absolute(), "--models"
-    if args.comfyui:
-        return comfyui / "models", "--comfyui"
-    if args.command == "demo":
-        return None, "demo without --models"
-    return comfyui / "models", "the pinned ComfyUI's models folder (no --models given)"
-
-
-@contextmanager
-def session(args: argparse.Namespace) -> Iterator[Session]:
-    if args.server:
-        client = ComfyClient(args.server, timeout=args.http_timeout)
-        info = check_server(client, args.server, _class_types(args))
-        upscaler = None if args.standins else server_upscaler(info, args.upscaler, args.server)
-        # --standins: the server has the test stand-in pack and its tiny files (tests, CI, trying the plumbing).
-        yield Session(client, standin=args.standins, missing=["(--standins given)"] if args.standins else [], where=args.server,
-                      identity=args.server, upscaler=upscaler, object_info=info)  # fmt: skip
-        return
-    comfyui = Path(args.comfyui).expanduser().resolve() if args.comfyui else ensure_comfyui()
-    models, why = _models_choice(args, comfyui)
-    standin = models is None
-    upscaler = None if standin else check_models_folder(models, why, args.upscaler)
-    with tempfile.TemporaryDirectory(prefix="likeness-models-") as tmp:
-        files: dict[str, str] = {}
-        extra = {}
-        if standin:
-            models = Path(tmp)
-            files = _write_standin_models(models)
-            extra = {"likeness_standins": STANDINS_DIR}
-        with EmbeddedServer(comfyui, custom_nodes=extra, models_dir=models) as server:
-            client = server.start()
-            client.timeout = args.http_timeout
-            info = check_server(client, server.url, _class_types(args))
-            identity = f"embedded {comfyui} " + ("stand-ins" if standin else str(models))
-            yield Session(client, standin, files, [why] if standin else [], where=f"embedded ComfyUI at {server.url} ({comfyui})",
-                          identity=identity, upscaler=upscaler, object_info=info)  # fmt: skip
-
-
-def _banner(s: Session) -> str:
-    if s.standin:
-        shown = ", ".join(s.missing[:3]) + (f" and {len(s.missing) - 3} more" if len(s.missing) > 3 else "")
-        return f"LIKENESS ON STAND-IN RANDOM WEIGHTS ({shown}); images show plumbing, not quality"
-    return f"LIKENESS ON REAL WEIGHTS via {s.where}" + (f" (upscaler {s.upscaler})" if s.upscaler else "")
-
-
-# -- progress ----------------------------------------------------------------------------------------
-class Progress:
-    """One status line from /ws events: node title, sampler step i/N, elapsed seconds."""
-
-    def __init__(self, enabled: bool, graphs: dict[str, dict]):
-        self.enabled = enabled
-        self.graphs = graphs
-        self.key = ""
-        self.t0 = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self.node = ""
-
-    def start(self, key: str, label: str) -> None:
-        self.key = key
-        self.t0 = time.monotonic()
-        self.label = label
-
-    def _title(self, node: str) -> str:
-        graph = self.graphs.get(self.key) or {}
-        return (graph.get(node, {}).get("_meta") or {}).get("title", node)
-
-    def __call__(self, event: dict) -> None:
-        if not self.enabled:
-            return
-        kind, data = event.get("type"), event.get("data", {})
-        line = None
-        if kind == "executing" and data.get("node") is not None:
-            self.node = self._title(str(data["node"]))
-            line = self.node
-        elif kind == "progress":
-            value, total = int(data.get("value", 0)), int(data.get("max", 1) or 1)
-            bar = "#" * int(20 * value / total)
-            line = f"{self.node} [{bar:<20}] step {value}/{total}"
-        if line is None:
-            return
-        text = f"[{self.label}] {time.monotonic() - self.t0:6.1f}s {line}"
-        if self.tty:
-            sys.stderr.write("\r" + text[:118].ljust(118))
-            sys.stderr.flush()
-        else:
-            log.info("%s", text)
-
-    def done(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
-
-
-# -- jobs --------------------------------------------------------------------------------------------
-def _titles(graph: dict) -> dict[str, str]:
-    return {k: (v.get("_meta") or {}).get("title", "") for k, v in graph.items()}
-
-
-def _number(x: Any) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
-
-class Jobs:
-    """Builds the workflow for a journaled job and turns its /history outputs into a result row."""
-
-    def __init__(self, s: Session, args: argparse.Namespace, out_dir: Path):
-        self.s = s
-        self.args = args
-        self.out_dir = out_dir
-        self.graphs: dict[str, dict] = {}
-        self._object_info: dict | None = None
-
-    def _workflow(self, name: str, one_face: bool) -> dict:
-        if name == WORKFLOWS["crop"] and one_face:
-            if self._object_info is None:
-                self._object_info = self.s.client.object_info()
-            return ui_to_api(bypass_group(load_workflow(name, api=False), "Face 2"), self._object_info)
-        return load_workflow(name)
-
-    def build(self, job, client: ComfyClient) -> dict:
-        spec = job.spec
-        graph = self._workflow(spec["workflow"], not spec.get("reference_2"))
-        if self.s.standin:
-            from ..standins.substitution import to_standins  # stand-in runs only: never on a real-weights path
-
-            graph = to_standins(graph, self.s.files, steps=spec.get("standin_steps"))
-        else:
-            graph = set_upscaler(graph, self.s.upscaler)
-        params = dict(spec["params"])
-        for role in ("reference", "reference_2"):
-            if spec.get(role):
-                params[role] = [_upload(client, ImageFile(Path(p), "")) for p in spec[role]]
-        for role in ("target", "enhanced"):
-            if spec.get(role):
-                params[role] = _upload(client, ImageFile(Path(spec[role]), ""))
-        if spec["workflow"] != "likeness_score":
-            params["output_prefix"] = JobRunner.prefix(job)
-        graph = fill(graph, **params)
-        self.graphs[job.key] = graph
-        return graph
-
-    def collect(self, job, outputs: dict) -> dict:
-        graph = self.graphs.get(job.key) or self.build(job, self.s.client)
-        row, img = scores_from_outputs(outputs, _titles(graph))
-        if img is not None:
-            data = self.s.client.view(img["filename"], img.get("subfolder", ""), img.get("type", "temp"))
-            row["report_image"] = str(replace_own(self.out_dir, f"jobs/{job.key}_report.png", data))
-        return row
-
-
-REPORT_FIELDS = ("cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside", "lpips_outside",
-                 "no_face_before", "no_face_after", "psnr_identical")  # fmt: skip
-
-
-def scores_from_outputs(outputs: dict, titles: dict[str, str]) -> tuple[dict, dict | None]:
-    """A result row from a workflow's /history outputs (Face Embed Distance records keyed by their node's
-    title: before / after / identity; the Enhancement Report's fields) and the report preview's image record."""
-    row: dict[str, Any] = {"judge": None}
-    report_image = None
-    for nid, out in outputs.items():
-        title = titles.get(nid, "")
-        for rec in out.get("likeness_face_distance", [])[:1]:
-            key = "after" if title.endswith("after") else "before" if title.endswith("before") else "identity"
-            row[f"distance_{key}"] = _number(rec.get("distance"))
-            row[f"similarity_{key}"] = _number(rec.get("cosine_similarity"))
-            row["judge"] = rec.get("judge", row["judge"])
-        for rep in out.get("likeness_report", [])[:1]:
-            for k in REPORT_FIELDS:
-                row[k] = _number(rep.get(k))
-            row["judge"] = rep.get("judge", row["judge"])
-            report_image = (out.get("images") or [None])[0]
-    return row, report_image
-
-
-def _score(result: dict) -> float:
-    v = result.get("cos_after", result.get("similarity_identity"))
-    return -math.inf if v is None else float(v)
-
-
-def _workflow_sha(name: str) -> str:
-    return hashlib.sha256(json.dumps(load_workflow(name), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _spec(s: Session, pair: dict, workflow: str, t: int) -> dict:
-    """Everything that changes a job's result (the job key hashes it): inputs, options, workflow, server."""
-    params = {k: v for k, v in pair.get("params", {}).items() if v is not None}
-    if params.get("seed") is not None:
-        params["seed"] = params["seed"] + t
-    return {
-        "workflow": workflow, "workflow_sha": _workflow_sha(workflow), "server": s.identity, "upscaler": s.upscaler,
-        "reference": pair.get("reference"), "reference_2": pair.get("reference_2"), "target": pair.get("target"),
-        "enhanced": pair.get("enhanced"), "sha": pair["sha"], "params": params, "standin": s.standin, "try": t,
-    }  # fmt: skip
-
-
-def _check_models(s: Session, args: argparse.Namespace, workflows: set[str]) -> None:
-    """Exit 4 before queueing when the server lacks a file a workflow loads (never on stand-ins)."""
+def _check_models(s: Session, pairs: list[Pair]) -> None:
+    """Exit 4 before anything is queued when the server lacks a file a workflow loads (never on stand-ins)."""
     if s.standin or s.object_info is None:
         return
-    for name in sorted(workflows):
-        graph = set_upscaler(load_workflow(name), s.upscaler)
-        if getattr(args, "judge", None):
-            graph = fill(graph, judge=args.judge)
-        check_graph_models(graph, s.object_info, s.where)
+    builder = GraphBuilder(s.client(), False, {}, s.upscaler)
+    for pair in {p.workflow: p for p in pairs}.values():
+        judge = pair.params.get("judge")
+        graph = builder.prepare({"workflow": pair.workflow, "reference_2": pair.reference_2})
+        check_graph_models(fill(graph, judge=judge) if judge else graph, s.object_info, s.where)
 
 
-def _run_pair(ctx: dict, i: int, pair: dict, workflow: str) -> tuple[list[dict], int]:
-    """Every try of one pair (the likeness gate); a rejected prompt fails this pair only."""
-    s, args, journal, runner, progress = ctx["s"], ctx["args"], ctx["journal"], ctx["runner"], ctx["progress"]
-    tries, code = [], EXIT_OK
-    for t in range(max(1, args.max_tries)):
-        spec = _spec(s, pair, workflow, t)
-        key = job_key(spec)
-        journal.add(ctx["batch"], i * 1000 + t, key, spec)
-        progress.start(key, f"{pair['name']} try {t + 1}" if args.max_tries > 1 else pair["name"])
-        t0 = time.monotonic()
-        try:
-            with locked(job_lock_path(journal.path, key)):  # another process on this journal waits, then reuses it
-                outcome = runner.run(key)
-            job = outcome.job
-        except PromptRejected as err:
-            job, code = journal.get(key), EXIT_REJECTED
-            log.error("likeness: %s: the workflow did not validate: %s", pair["name"], " | ".join(str(err).splitlines()))
-        progress.done()
-        result = dict(job.result or {})
-        tries.append({"run": ctx["run"], "row": pair.get("row"), "name": pair["name"], "try": t + 1, "seed": spec["params"].get("seed"),
-                      "job": key, "state": job.state, "error": job.error, "seconds": round(time.monotonic() - t0, 2), **result})  # fmt: skip
-        if job.state != "done":
-            code = code or EXIT_FAILED
-            if code == EXIT_FAILED:
-                log.error("likeness: %s: %s", pair["name"], (job.error or "").splitlines()[0] if job.error else "failed")
-            break
-        if args.min_similarity is None or _score(result) >= args.min_similarity:
-            break
-    return tries, code
+def _run(args: argparse.Namespace, pairs: list[Pair], gate: Gate, ray: bool = False, rejected=()) -> int:
+    """Every command that runs workflows: servers, the journal, the tries, the results files (always written,
+    with the rejected batch rows), the summary."""
+    t0 = time.monotonic()
+    if ray:
+        from .ray_batch import require_ray  # optional dependency, imported only with --ray
 
-
-def _keep_best(out_dir: Path, pair: dict, tries: list[dict], args: argparse.Namespace) -> bool:
-    """Mark and publish the best try under the pair's name (never over a different file); True if the gate failed."""
-    done = [r for r in tries if r["state"] == "done"]
-    best = max(done, key=_score) if done else None
-    for r in tries:
-        r["best"] = r is best
-    if best is None:
-        return False
-    files = best.get("files") or []
-    if files:
-        kind = "scored" if pair.get("enhanced") else "enhanced"
-        best["output"] = str(write_new(out_dir, f"{pair['name']}_{kind}", ".png", Path(files[0]).read_bytes()))
-    if best.get("report_image"):
-        best["report_image"] = str(write_new(out_dir, f"{pair['name']}_report", ".png", Path(best["report_image"]).read_bytes()))
-    return args.min_similarity is not None and _score(best) < args.min_similarity
-
-
-def run_pairs(s: Session, args: argparse.Namespace, pairs: list[dict], workflow_of, rejected=()) -> tuple[list[dict], int]:
-    """Run each pair (with the likeness gate when asked); returns the rows and the exit code. The results files
-    are written whatever happens (a bad row, a failed job, Ctrl-C)."""
+        require_ray()
     out_dir = Path(args.output).expanduser().absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    inside(out_dir, "jobs/x.png")  # a 'jobs' link to elsewhere is refused before anything runs
-    _check_models(s, args, {workflow_of(p) for p in pairs})
-    journal = Journal(Path(args.journal).expanduser().absolute() if args.journal else out_dir / "likeness_journal.sqlite")
-    jobs = Jobs(s, args, out_dir)
-    progress = Progress(not args.json and not args.quiet, jobs.graphs)
-    runner = JobRunner(s.client, journal, out_dir / "jobs", jobs.build, jobs.collect, on_event=progress,
-                       job_timeout=args.timeout, server_wait=args.server_wait)  # fmt: skip
-    ctx = {"s": s, "args": args, "journal": journal, "runner": runner, "progress": progress, "run": new_run_id(),
-           "batch": job_key([p["name"] for p in pairs], args.min_similarity, args.max_tries)}  # fmt: skip
-    rows = [{"run": ctx["run"], "row": r["row"], "name": r["name"], "state": "invalid", "error": r["error"]} for r in rejected]
-    code = EXIT_USAGE if rejected else EXIT_OK
-    try:
-        for i, pair in enumerate(pairs):
-            tries, c = _run_pair(ctx, i, pair, workflow_of(pair))
-            code = code or c
-            if _keep_best(out_dir, pair, tries, args) and code == EXIT_OK:
-                code = EXIT_GATE
-            rows.extend(tries)
-    finally:
-        _write_results(out_dir, rows, s, args)
-    return rows, code
+    with open_session(_server_options(args, pairs, args.workers if ray else 1)) as s:
+        _check_models(s, pairs)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        inside(out_dir, "jobs/x.png")  # a 'jobs' link to elsewhere is refused before anything runs
+        journal = Journal(Path(args.journal).expanduser().absolute() if args.journal else out_dir / "likeness_journal.sqlite")
+        if not args.json:
+            where = f" on {len(s.urls)} server(s) with Ray" if ray else ""
+            out(s.banner() + (f"; {len(pairs)} pair(s){where}" if args.command == "batch" else ""))
+        runs = plan(pairs, gate, s.standin, journal, s.identity, s.upscaler)
+        bad = [{"row": r["row"], "name": r["name"], "state": "invalid", "error": r["error"]} for r in rejected]
+        header = {"standin_weights": s.standin, "server": s.where, "min_similarity": gate.min_similarity, "run": new_run_id()}
+        try:
+            _execute(args, s, runs, journal, out_dir / "jobs", ray)
+        finally:  # Ctrl-C, a lost server: what finished is still in the results files
+            result = finish(runs, out_dir)
+            rows = [{**r, "run": header["run"]} for r in bad + result.rows]
+            write_results(out_dir, rows, header)
+    code = (EXIT_USAGE if rejected else EXIT_REJECTED if result.rejected else EXIT_FAILED if result.failed
+            else EXIT_GATE if result.gate_missed else EXIT_OK)  # fmt: skip
+    return report(args, rows, s.standin, out_dir, code, time.monotonic() - t0)
 
 
-def _write_results(out_dir: Path, rows: list[dict], s: Session, args: argparse.Namespace) -> None:
-    summary = {"standin_weights": s.standin, "server": s.where, "min_similarity": args.min_similarity,
-               "run": rows[0].get("run") if rows else new_run_id()}  # fmt: skip
-    merge_results(out_dir, rows, summary)
+def _execute(args: argparse.Namespace, s: Session, runs: list, journal: Journal, jobs_dir: Path, ray: bool) -> None:
+    if ray:
+        from .ray_batch import run_on_ray
 
-
-# -- commands ----------------------------------------------------------------------------------------
-def _params(args: argparse.Namespace) -> dict:
-    return {
-        "seed": args.seed,
-        "steps": args.steps,
-        "denoise": args.denoise,
-        "pulid_weight": args.weight,
-        "prompt": args.prompt,
-        "judge": args.judge,
-    }
-
-
-_pair = make_pair  # the Ray tests build pairs with it
-
-
-def _report(rows: list[dict], s: Session, args: argparse.Namespace, code: int, t0: float) -> int:
-    out_dir = Path(args.output).resolve()
-    if args.json:
-        _out(json.dumps({"exit_code": code, "standin_weights": s.standin, "output_dir": str(out_dir), "rows": rows}, default=str))
-        return code
-    for r in rows:
-        if r.get("state") == "invalid":
-            _out(f"  {r['name'] or '(no name)'} row {r.get('row')}: invalid, not run: {r.get('error')}")
-            continue
-        mark = "*" if r.get("best") else " "
-        cos = " ".join(
-            f"{k} {r[k]:.3f}" if isinstance(r.get(k), (int, float)) else f"{k} n/a" for k in ("cos_before", "cos_after", "delta_id")
-        )
-        if r.get("no_face_after"):
-            cos += " (no face in the result)"
-        _out(f"{mark} {r['name']} try {r['try']} seed {r.get('seed')}: {r['state']} {cos} {r.get('output') or ''}".rstrip())
-    _out(f"results: {out_dir / 'likeness_results.csv'} and likeness_results.json")
-    if code == EXIT_GATE:
-        _out(f"likeness gate: no try reached {args.min_similarity}; the best try is kept (exit {EXIT_GATE})")
-    _out(("STAND-IN RANDOM WEIGHTS WERE USED; " if s.standin else "") + f"done in {time.monotonic() - t0:.1f} s")
-    return code
+        run_on_ray(s.urls, s.standin, s.files, runs, journal, jobs_dir, timeout=args.timeout, http_timeout=args.http_timeout)
+        return
+    progress = Progress(not args.json and not args.quiet)
+    run_local(s.client(), s.standin, s.files, runs, journal, jobs_dir, progress, args.timeout, args.server_wait, s.upscaler)
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
-    t0 = time.monotonic()
-    pair = make_pair(args.name or suggest_name(Path(args.target).stem), args.ref, args.target, _params(args), args.ref2)
-    workflow = WORKFLOWS[args.mode]
-    if pair["reference_2"] and args.mode != "crop":
-        raise UsageError("--ref2 (references of a second face) needs --mode crop")
-    with session(args) as s:
-        if not args.json:
-            _out(_banner(s))
-        rows, code = run_pairs(s, args, [pair], lambda p: workflow)
-        return _report(rows, s, args, code, t0)
+    name = check_name(args.name) if args.name is not None else suggest_name(Path(args.target).stem)
+    pair = make_pair(name, MODES[args.mode], args.ref, args.target, _params(args), args.ref2)
+    return _run(args, [pair], Gate(args.min_similarity, args.max_tries))
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    t0 = time.monotonic()
-    pairs, rejected = read_pairs(args.pairs, args.folder, _params(args))
-    if args.ray:
-        from .ray_batch import run_on_ray  # optional dependency, imported only here
-
-        return run_on_ray(args, pairs)
-    workflow = WORKFLOWS[args.mode]
-    with session(args) as s:
-        if not args.json:
-            _out(_banner(s) + f"; {len(pairs)} pair(s)")
-        rows, code = run_pairs(s, args, pairs, lambda p: workflow, rejected)
-        return _report(rows, s, args, code, t0)
+    pairs, rejected = _read_pairs(args)
+    return _run(args, pairs, Gate(args.min_similarity, args.max_tries), ray=args.ray, rejected=rejected)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    t0 = time.monotonic()
-    refs = [ImageFile.check(r, "reference") for r in args.ref]
-    before, after = ImageFile.check(args.before, "before"), ImageFile.check(args.after, "after")
-    pair = {
-        "name": args.name or suggest_name(Path(args.after).stem),
-        "reference": [str(f.path) for f in refs],
-        "target": str(before.path),
-        "enhanced": str(after.path),
-        "sha": [f.sha for f in [*refs, before, after]],
-        "params": {"judge": args.judge},
-    }
-    args.min_similarity, args.max_tries = None, 1
-    with session(args) as s:
-        if not args.json:
-            _out(_banner(s))
-        rows, code = run_pairs(s, args, [pair], lambda p: "likeness_score")
-        return _report(rows, s, args, code, t0)
+    params = {"judge": judge_choice(args.judge, args.dlib_detector, args.insightface_pack)}
+    name = check_name(args.name) if args.name is not None else suggest_name(Path(args.after).stem)
+    pair = make_pair(name, workflow_named(WORKFLOW_SCORE), args.ref, args.before,
+                     params, enhanced=args.after)  # fmt: skip
+    return _run(args, [pair], Gate())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    args.ref = [str(EXAMPLES / "reference.png")]
-    args.target = str(EXAMPLES / "target_drifted.png")
-    args.name = "demo"
-    args.ref2 = None
-    code = cmd_enhance(args)
-    return code
+    args.ref, args.target, args.name, args.ref2 = [str(EXAMPLES / "reference.png")], str(EXAMPLES / "target_drifted.png"), "demo", None
+    return cmd_enhance(args)
 
 
-def cmd_local_tool(args: argparse.Namespace, rest: list[str]) -> int:
-    """eval / dataset: pure local tools that need numpy/torch, so they run as ``python -m likeness.tools.cli``."""
-    cmd = [sys.executable, "-m", "likeness.tools.cli", args.command, *rest]
-    return subprocess.call(cmd, env=_tool_env())
+def cmd_tool(args: argparse.Namespace) -> int:
+    """eval / dataset: the local tools, in this process (they import numpy/torch, so only when asked)."""
+    from ..tools.cli import run
+
+    return run(args)
 
 
-# -- parser ------------------------------------------------------------------------------------------
-def _server_options(p: argparse.ArgumentParser) -> None:
+# -- the parser --------------------------------------------------------------------------------------------
+def _server_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server")
     g.add_argument("--server", help="URL of a running ComfyUI with Likeness (default: start an embedded one)")
-    g.add_argument("--standins", action="store_true", help="run on tiny random stand-in weights (plumbing only; the banner says so); "
-                   "with --server, the stand-in models that server has")  # fmt: skip
-    g.add_argument("--upscaler", help="the ESRGAN file in upscale_models to use (default RealESRGAN_x4plus.pth, 4x-UltraSharp.pth, or the only one)")
+    g.add_argument("--standins", action="store_true", help="run on tiny random stand-in weights (plumbing only; the banner says "
+                   "so); with --server, the stand-in models that server has")  # fmt: skip
+    g.add_argument("--upscaler", help="the ESRGAN file in upscale_models to use (default RealESRGAN_x4plus.pth, "
+                   "4x-UltraSharp.pth, or the only one there)")  # fmt: skip
     g.add_argument("--comfyui", help="your own ComfyUI installation for the embedded server (default: the pinned 0.3.75)")
-    g.add_argument("--models", help="a ComfyUI models folder with the real weights (default: <--comfyui>/models); a missing file exits 4")
+    g.add_argument("--models", help="a ComfyUI models folder with the real weights (default: <--comfyui>/models); "
+                   "a missing file exits 4 naming it")  # fmt: skip
     g.add_argument("--timeout", type=float, default=3600.0, help="seconds one job may take (default 3600)")
     g.add_argument("--http-timeout", type=float, default=30.0, help="seconds one HTTP request may take (default 30)")
     g.add_argument("--server-wait", type=float, default=300.0, help="seconds to wait for a lost server to come back (default 300)")
@@ -523,81 +177,90 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", "-q", action="store_true", help="no progress line")
 
 
-def _generation_options(p: argparse.ArgumentParser) -> None:
+def _generation_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generation")
-    g.add_argument("--mode", choices=sorted(WORKFLOWS), default="whole", help="regenerate the whole image, or face crops pasted back")
+    modes = "; ".join(f"{m}: {w.help}" for m, w in MODES.items())
+    g.add_argument("--mode", choices=sorted(MODES), default=DEFAULT_MODE, help=f"the workflow ({modes}; default {DEFAULT_MODE})")
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--steps", type=int, help="sampler steps (workflow default 28)")
     g.add_argument("--denoise", type=float, help="img2img denoise (workflow default 0.75)")
     g.add_argument("--weight", type=float, help="PuLID identity weight (workflow default 0.75)")
     g.add_argument("--prompt", help="manual prompt instead of the Florence-2 caption")
-    g.add_argument("--judge", help="identity judge of the scores, e.g. 'dlib (hog)' (workflow default insightface: buffalo_l)")
     g.add_argument("--min-similarity", type=float, help="likeness gate: re-run with a new seed until the after-similarity reaches this")
     g.add_argument("--max-tries", type=int, default=1, help="likeness gate: most tries per target (default 1)")
+    add_judge_options(p, default=None, local=False)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = JsonArgumentParser(prog="likeness", description="Likeness: keep a face's identity, through ComfyUI")
-    p.add_argument("-v", "--verbose", action="store_true")
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_workflow_commands(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("enhance", help="enhance one target image with reference photos of the person")
     e.add_argument("--ref", action="append", required=True, help="a reference photo (repeat for several)")
     e.add_argument("--ref2", action="append", help="crop mode: reference photos of the target's second face")
     e.add_argument("--target", required=True, help="the image whose face drifted")
     e.add_argument("--name", help="name of the outputs (default: the target's file name)")
-    _generation_options(e)
-    _server_options(e)
-    e.set_defaults(func=cmd_enhance)
     b = sub.add_parser("batch", help="enhance many pairs from a CSV or a folder; resumable")
     src = b.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pairs", help="CSV with columns reference (';'-separated), target [, name, seed, prompt]")
-    src.add_argument("--folder", help="a folder of sub-folders, each with ref* images and one target* image")
+    src.add_argument("--pairs", help="CSV with columns reference (';'-separated), target [, name, seed, prompt, reference_2]")
+    src.add_argument("--folder", help="a folder of sub-folders, each with ref* images, one target* image [and ref2* images]")
     b.add_argument("--ray", action="store_true", help="spread the jobs over several ComfyUI servers with Ray")
     b.add_argument("--servers", help="--ray: comma-separated server URLs (default: start --workers embedded servers)")
     b.add_argument("--workers", type=int, default=2, help="--ray without --servers: embedded servers to start")
-    _generation_options(b)
-    _server_options(b)
-    b.set_defaults(func=cmd_batch)
+    d = sub.add_parser("demo", help="enhance the bundled example images on an embedded ComfyUI")
+    for p, func in ((e, cmd_enhance), (b, cmd_batch), (d, cmd_demo)):
+        _generation_args(p)
+        _server_args(p)
+        p.set_defaults(func=func)
     s = sub.add_parser("score", help="score existing images: reference vs before vs after")
     s.add_argument("--ref", action="append", required=True)
     s.add_argument("--before", required=True)
     s.add_argument("--after", required=True)
     s.add_argument("--name")
-    s.add_argument("--judge", help="identity judge, e.g. 'dlib (hog)' (workflow default insightface: buffalo_l)")
-    _server_options(s)
+    add_judge_options(s, default=None, local=False)
+    _server_args(s)
     s.set_defaults(func=cmd_score)
-    d = sub.add_parser("demo", help="enhance the bundled example images on an embedded ComfyUI")
-    _generation_options(d)
-    _server_options(d)
-    d.set_defaults(func=cmd_demo)
-    for name, text in (("eval", "evaluation reports over folders (local, no server)"), ("dataset", "prepare a LoRA dataset (local)")):
-        t = sub.add_parser(name, help=text, add_help=False)
-        t.set_defaults(func=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The one parser of every command."""
+    p = JsonArgumentParser(prog="likeness", description="Likeness: keep a face's identity, through ComfyUI")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_workflow_commands(sub)
+    for add in (add_eval_args, add_dataset_args):
+        add(sub).set_defaults(func=cmd_tool)
     return p
 
 
+# -- main: every outcome is an exit code (failures.py) -------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    """``likeness ...``: returns the exit code; errors are one line (a traceback only with --debug, anywhere on
+    the line), with --json also one JSON object on stdout; SIGINT / SIGTERM unwind and stop embedded servers."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     as_json = "--json" in argv
-    if argv and argv[0] in ("eval", "dataset"):
-        return cmd_local_tool(argparse.Namespace(command=argv[0]), argv[1:])
-    logging.basicConfig(level=logging.DEBUG if ("-v" in argv or "--verbose" in argv) else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)  # fmt: skip
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    stop_on_signals()
     args = None
+    stop_on_signals()
     try:
         args = build_parser().parse_args(argv)
-        check_flags(args)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except Exception as err:  # noqa: BLE001 - argparse errors (JsonArgumentParser) are input errors
+        code, message = classify(err)
+        emit_failure(code, message, as_json)
+        return code
+    if args.func is not cmd_tool:  # the tools set up their own logging
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        if args.func is not cmd_tool:
+            check_flags(args)
         return args.func(args)
-    except GateNotReached:
-        return EXIT_GATE
     except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place every outcome becomes an exit code
         if debug:
             log.exception("likeness: --debug traceback")
-        journal = getattr(args, "journal", None) or (str(Path(args.output) / "likeness_journal.sqlite") if getattr(args, "output", None) else None)
+        out_dir = getattr(args, "output", None)
+        journal = getattr(args, "journal", None) or (str(Path(out_dir) / "likeness_journal.sqlite") if out_dir else None)
         code, message = classify(err, journal)
         emit_failure(code, message, as_json)
         return code

@@ -16,13 +16,13 @@ from urllib.error import HTTPError
 
 from ..common.errors import LikenessError
 from .api import ComfyError, PromptRejected, ServerUnavailable
+from .exits import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
+from .exits import EXIT_UNAVAILABLE as EXIT_SERVER
 from .journal import JournalError
 from .problems import InputError
 from .server import ServerStartError
 from .stops import Interrupted, resume_hint
 from .workflow_format import WorkflowFormatError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_REJECTED, EXIT_GATE = 0, 1, 2, 3, 4, 5
 
 
 class JsonArgumentParser(argparse.ArgumentParser):

@@ -96,11 +96,12 @@ def _csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
     return header, rows
 
 
-def _csv_pair(path: Path, i: int, row: dict, params: dict) -> dict:
+def _csv_pair(path: Path, i: int, row: dict, params: dict, make) -> dict:
     if not row.get("target"):
         raise InputError("the 'target' cell is empty", i)
     base = path.parent
     refs = [str(base / r.strip()) for r in row.get("reference", "").split(";") if r.strip()]
+    refs_2 = [str(base / r.strip()) for r in row.get("reference_2", "").split(";") if r.strip()]
     if not refs:
         raise InputError("the 'reference' cell is empty (';' separates several)", i)
     p = dict(params)
@@ -111,22 +112,32 @@ def _csv_pair(path: Path, i: int, row: dict, params: dict) -> dict:
     name = row.get("name") or suggest_name(f"{i:04d}_{Path(row['target']).stem}")
     try:
         check_name(name, "name")
-        return {**make_pair(name, refs, str(base / row["target"]), p), "row": i}
+        return make(name, refs, str(base / row["target"]), p, refs_2, i)
     except InputError as err:
         raise InputError(str(err), i) from None
 
 
-def read_pairs(pairs_csv: str | None, folder: str | None, params: dict) -> tuple[list[dict], list[dict]]:
-    """(pairs to run, rejected rows as {'row', 'name', 'error'}); InputError when nothing at all can run."""
+def _dict_pair(name, refs, target, params, refs_2, row) -> dict:
+    return {**make_pair(name, refs, target, params, refs_2), "row": row}
+
+
+def read_pairs(pairs_csv: str | None, folder: str | None, params: dict, make=_dict_pair) -> tuple[list, list[dict]]:
+    """(pairs to run, rejected rows as {'row', 'name', 'error'}); InputError when nothing at all can run.
+    ``make(name, refs, target, params, refs_2, row)`` checks the images and builds one pair (InputError if bad);
+    duplicate names are made distinct first (``a``, ``a-2``…)."""
     pairs, rejected = [], []
     if pairs_csv:
         path = Path(pairs_csv).expanduser()
         if not path.is_file():
             raise InputError(f"--pairs file {str(path)!r} does not exist")
         _, rows = _csv_rows(path)
-        for i, row in rows:
+        names = unique_names([r.get("name") or "" for _, r in rows])
+        for (i, row), name in zip(rows, names):
+            if row.get("name") and name != row["name"]:
+                log.warning("likeness: row %d: name %r appears again; its outputs are named %r", i, row["name"], name)
+                row["name"] = name
             try:
-                pairs.append(_csv_pair(path, i, row, params))
+                pairs.append(_csv_pair(path, i, row, params, make))
             except InputError as err:
                 rejected.append({"row": i, "name": row.get("name") or "", "error": str(err)})
     else:
@@ -135,12 +146,13 @@ def read_pairs(pairs_csv: str | None, folder: str | None, params: dict) -> tuple
             raise InputError(f"--folder {str(root)!r} is not a folder")
         for i, sub in enumerate(sorted(d for d in root.iterdir() if d.is_dir()), start=1):
             imgs = sorted(f for f in sub.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            refs = [str(f) for f in imgs if f.stem.lower().startswith("ref")]
+            refs = [str(f) for f in imgs if f.stem.lower().startswith("ref") and not f.stem.lower().startswith("ref2")]
+            refs_2 = [str(f) for f in imgs if f.stem.lower().startswith("ref2")]  # crop mode: the second face
             targets = [str(f) for f in imgs if f.stem.lower().startswith("target")]
             try:
                 if len(targets) != 1:
                     raise InputError(f"{sub}: expected one target* image and ref* images, found {len(targets)} target(s)")
-                pairs.append({**make_pair(suggest_name(sub.name), refs, targets[0], dict(params)), "row": i})
+                pairs.append(make(suggest_name(sub.name), refs, targets[0], dict(params), refs_2, i))
             except InputError as err:
                 rejected.append({"row": i, "name": sub.name, "error": f"folder {sub.name!r}: {err}"})
     for bad in rejected:
@@ -148,8 +160,4 @@ def read_pairs(pairs_csv: str | None, folder: str | None, params: dict) -> tuple
     if not pairs:
         first = rejected[0]["error"] if rejected else "no pairs found"
         raise InputError(first if len(rejected) <= 1 else f"{first} (and {len(rejected) - 1} more bad rows; nothing to run)")
-    for pair, name in zip(pairs, unique_names([p["name"] for p in pairs])):
-        if name != pair["name"]:
-            log.warning("likeness: name %r appears again; this pair's outputs are named %r", pair["name"], name)
-            pair["name"] = name
     return pairs, rejected

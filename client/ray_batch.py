@@ -1,258 +1,194 @@
-"""``likeness batch --ray``: one Ray actor per ComfyUI server, the same journal, nothing lost or run twice.
+"""``likeness batch --ray``: one Ray actor per ComfyUI server, the same journal and job model as a local run,
+nothing lost or run twice.
 
-The driver (this process) owns the journal. Before a job is dispatched it is marked "submitting" with a
-token; the actor queues the prompt with that token in ``extra_data``. Actors are created with
-``max_restarts`` and ``max_task_retries``, so when an actor dies mid-job Ray restarts it and re-runs the task,
-and the task first looks for its token on its server (queue, then history) and waits for that prompt instead
-of queuing a second one. A rerun of the same command resumes a job left "submitting" on the server it was
-sent to. Servers are given as URLs (``--servers``) or started here, one embedded ComfyUI per worker (set
-``CUDA_VISIBLE_DEVICES`` per GPU).
+The driver (this process) owns the journal and the pairs' tries (``runs.PairRun``: the likeness gate, one
+result row per try); the actors only build and run graphs (``runs.GraphBuilder``, as a local run does). Before
+a job is dispatched it is marked "submitting" with a token; the actor queues the prompt with that token in
+``extra_data``. Actors are created with ``max_restarts`` and ``max_task_retries``, so when an actor dies mid-job
+Ray restarts it and re-runs the task, and the task first looks for its token on its server (queue, then
+history) and waits for that prompt instead of queuing a second one. A rerun of the same command resumes a job
+left "submitting" on the server it was sent to.
 
 Multi-node: start a Ray cluster (``ray start --head`` on one machine, ``ray start --address=HEAD:6379`` on the
-others), install this pack at the same path on every node, run ComfyUI with Likeness on each GPU machine,
-then ``RAY_ADDRESS=HEAD:6379 likeness batch --ray --servers http://gpu1:8188,http://gpu2:8188 ...``. Output
-files travel back to the driver as bytes, so no shared file system is needed.
+others), install this pack on every node, run ComfyUI with Likeness on each GPU machine, then
+``RAY_ADDRESS=HEAD:6379 likeness batch --ray --servers http://gpu1:8188,http://gpu2:8188 ...``. Input images
+travel to the actors and output files back to the driver as bytes, so no shared file system is needed.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
-from contextlib import ExitStack
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
 from .api import ComfyClient, ExecutionFailed, ServerUnavailable
-from .jobs import JOB_KEY, OUTPUT_SUBFOLDER, TOKEN_KEY, find_prompt_by_token, job_key
+from .jobs import JOB_KEY, TOKEN_KEY, find_prompt_by_token, finished_record
 from .journal import Journal
+from .runs import GraphBuilder, PairRun, UsageError, fetch_image, scores_from_outputs, scores_record
 from .server import IMPORT_ROOT
 
 log = logging.getLogger(__name__)
 
 
-class ServerWorker:
-    """Runs jobs on one ComfyUI server (a Ray actor; plain class so it can be tested without Ray)."""
+class RayMissing(UsageError):
+    """--ray without Ray installed."""
 
-    def __init__(self, url: str, standin: bool, files: dict[str, str]):
+
+def require_ray() -> None:
+    """Checked before any server is started: --ray needs the optional dependency."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise RayMissing("--ray needs Ray: pip install 'likeness[ray]' (or 'ray>=2.40')") from None
+
+
+class ServerWorker:
+    """Runs jobs on one ComfyUI server (a Ray actor; a plain class so it can be tested without Ray)."""
+
+    def __init__(self, url: str, standin: bool, files: dict[str, str], http_timeout: float = 30.0):
         self.url = url
-        self.standin = standin
-        self.files = files
-        self.client = ComfyClient(url)
+        self.client = ComfyClient(url, timeout=http_timeout)
+        self.builder = GraphBuilder(self.client, standin, files)
 
     def ping(self) -> str:
         self.client.system_stats()
         return self.url
 
-    def execute(self, key: str, spec: dict, token: str, timeout: float = 3600.0) -> dict:
-        from .cli import ImageFile, _upload
-        from .params import fill
-        from .workflow_format import load_workflow
-
-        graph = load_workflow(spec["workflow"])
-        if self.standin:
-            from ..standins.substitution import to_standins  # stand-in runs only
-
-            graph = to_standins(graph, self.files)
-        resumed = True
+    def execute(self, key: str, spec: dict, token: str, inputs: dict[str, bytes], timeout: float = 3600.0) -> dict:
+        """Queue the job (unless its token shows it already queued) and return its outputs as bytes."""
         prompt_id = find_prompt_by_token(self.client, token)
+        resumed = "token" if prompt_id is not None else None
         if prompt_id is None:
-            resumed = False
-            params = dict(spec["params"])
-            params["reference"] = [_upload(self.client, ImageFile(Path(p), "")) for p in spec["reference"]]
-            params["target"] = _upload(self.client, ImageFile(Path(spec["target"]), ""))
-            params["output_prefix"] = f"{OUTPUT_SUBFOLDER}/{key}"
-            graph = fill(graph, **params)
+            graph = self.builder.build(spec, key, read=inputs.__getitem__)
             prompt_id = self.client.queue_prompt(graph, extra_data={TOKEN_KEY: token, JOB_KEY: key})
         try:
             result = self.client.wait(prompt_id, timeout)
         except ExecutionFailed as err:
-            return {"state": "failed", "error": str(err), "prompt_id": prompt_id, "server": self.url}
-        files = {}
-        for rec in result.images():
-            if rec.get("type") == "output":
-                files[rec["filename"]] = self.client.view(rec["filename"], rec.get("subfolder", ""), "output")
-        from .cli import _titles, scores_from_outputs
-
-        titles = _titles(graph)
-        _, img = scores_from_outputs(result.outputs, titles)
-        report = None if img is None else self.client.view(img["filename"], img.get("subfolder", ""), img.get("type", "temp"))
-        return {
-            "state": "done",
-            "prompt_id": prompt_id,
-            "server": self.url,
-            "outputs": result.outputs,
-            "titles": titles,
-            "files": files,
-            "report": report,
-            "resumed_by_token": resumed,
-        }
+            return {"state": "failed", "error": str(err), "prompt_id": prompt_id}
+        scores, img = scores_from_outputs(result.outputs, self.builder.titles(key, spec))
+        files = {r["filename"]: self.client.view(r["filename"], r.get("subfolder", ""), "output")
+                 for r in result.images() if r.get("type") == "output"}  # fmt: skip
+        report = None if img is None else fetch_image(self.client, img)
+        return {"state": "done", "prompt_id": prompt_id, "scores": scores, "files": files, "report": report,
+                "resumed": resumed}  # fmt: skip
 
 
-def run_jobs_on_ray(
-    journal: Journal,
-    batch: str,
-    pairs: list[dict],
-    servers: list[str],
-    out_dir: Path,
-    standin: bool,
-    files: dict[str, str],
-    on_actors: Callable[[dict], None] | None = None,
-    timeout: float = 3600.0,
-) -> list[dict]:
-    """Dispatch every pair as a journaled job over one actor per server; returns one row per pair."""
+class _Dispatcher:
+    """Keeps every server busy with the next try of some pair; the journal says where each job stands."""
+
+    def __init__(self, ray: Any, actors: dict[str, Any], journal: Journal, jobs_dir: Path, timeout: float):
+        self.ray, self.actors, self.journal = ray, actors, journal
+        self.jobs_dir, self.timeout = jobs_dir, timeout
+        self.free = list(actors)
+        self.running: dict[Any, tuple[str, str, float]] = {}
+        self.todo: deque[str] = deque()
+        self.owner: dict[str, PairRun] = {}
+
+    def add(self, run: PairRun) -> None:
+        key = run.next_job()
+        if key is None:
+            return
+        self.owner[key] = run
+        job = self.journal.get(key)
+        if job.state in ("done", "failed"):  # finished by an earlier run of the same command
+            run.record(job, 0.0)
+            self.add(run)
+        else:
+            self.todo.append(key)
+
+    def run(self, runs: list[PairRun]) -> None:
+        for run in runs:
+            self.add(run)
+        while self.todo or self.running:
+            if self.todo and not self.free and not self.running:
+                raise ServerUnavailable(f"every server is unreachable ({', '.join(self.actors)}); "
+                                        "rerun the same command to resume")  # fmt: skip
+            self._dispatch()
+            ready, _ = self.ray.wait(list(self.running), num_returns=1)
+            for ref in ready:
+                self._collect(ref)
+
+    def _dispatch(self) -> None:
+        while self.todo and self.free:
+            key = self.todo.popleft()
+            job = self.journal.get(key)
+            if job.state == "submitting" and job.token and job.server in self.actors:
+                url, token = job.server, job.token  # resume where it was sent, by its token
+                if url not in self.free:
+                    self.todo.append(key)
+                    return
+            else:
+                url, token = self.free[0], self.journal.submitting(key, self.free[0])
+            self.free.remove(url)
+            inputs = {p: Path(p).read_bytes() for p in _input_paths(job.spec)}
+            ref = self.actors[url].execute.remote(key, job.spec, token, inputs, self.timeout)
+            self.running[ref] = (key, url, time.monotonic())
+
+    def _collect(self, ref: Any) -> None:
+        key, url, t0 = self.running.pop(ref)
+        try:
+            res = self.ray.get(ref)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as err:
+            self._task_error(key, url, str(err))
+            return
+        self.free.append(url)
+        if res["state"] != "done":
+            self.journal.failed(key, res["error"], {"prompt_id": res["prompt_id"]})
+        else:
+            self.journal.done(key, self._store(key, res))
+        run = self.owner[key]
+        run.record(self.journal.get(key), time.monotonic() - t0)
+        self.add(run)
+
+    def _task_error(self, key: str, url: str, text: str) -> None:
+        if "ServerUnavailable" in text:
+            log.warning("job %s: server %s is unreachable; it gets no more jobs, the job goes elsewhere", key, url)
+            self.journal.reset(key)
+            self.todo.append(key)
+            return
+        self.free.append(url)
+        if "PromptLost" in text:
+            log.warning("job %s: server %s lost it (restarted); queuing it again", key, url)
+            self.journal.reset(key)
+            self.todo.append(key)
+            return
+        self.journal.failed(key, text[:2000])
+        run = self.owner[key]
+        run.record(self.journal.get(key), 0.0)
+        self.add(run)
+
+    def _store(self, key: str, res: dict) -> dict:
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, data in res["files"].items():
+            (self.jobs_dir / name).write_bytes(data)
+            paths.append(str(self.jobs_dir / name))
+        record = scores_record(res["scores"], res["report"], self.jobs_dir, key)
+        return finished_record(record, res["prompt_id"], paths, res["resumed"])
+
+
+def _input_paths(spec: dict) -> list[str]:
+    return [*(spec.get("reference") or []), *(spec.get("reference_2") or []),
+            *[spec[r] for r in ("target", "enhanced") if spec.get(r)]]  # fmt: skip
+
+
+def run_on_ray(servers: list[str], standin: bool, files: dict[str, str], runs: list[PairRun], journal: Journal,
+               jobs_dir: Path, timeout: float = 3600.0, http_timeout: float = 30.0,
+               on_actors: Callable[[dict], None] | None = None) -> None:  # fmt: skip
+    """Run every pair's tries over one actor per server (tries of different pairs run side by side)."""
+    require_ray()
     import ray
 
     if not ray.is_initialized():
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(IMPORT_ROOT), os.environ.get("PYTHONPATH")]))}
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS") or None,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": env},
-        )
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})  # fmt: skip
     remote = ray.remote(max_restarts=3, max_task_retries=3, num_cpus=0)(ServerWorker)
-    actors = {url: remote.remote(url, standin, files) for url in servers}
+    actors = {url: remote.remote(url, standin, files, http_timeout) for url in servers}
     ray.get([a.ping.remote() for a in actors.values()])
     if on_actors:
         on_actors(actors)
-    keys = []
-    for i, pair in enumerate(pairs):
-        spec = {"workflow": pair["workflow"], "reference": pair["reference"], "target": pair["target"],
-                "sha": pair["sha"], "params": {k: v for k, v in pair["params"].items() if v is not None}, "standin": standin}  # fmt: skip
-        key = job_key(spec)
-        journal.add(batch, i, key, spec)
-        keys.append(key)
-    todo = [k for k in keys if journal.get(k).state not in ("done",)]
-    free = list(servers)
-    running: dict[Any, tuple[str, str]] = {}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    while todo or running:
-        if todo and not free and not running:
-            raise ServerUnavailable(f"every server is unreachable ({', '.join(servers)}); rerun the same command to resume")
-        while todo and free:
-            key = todo.pop(0)
-            job = journal.get(key)
-            if job.state == "submitting" and job.token and job.server in actors:
-                url, token = job.server, job.token  # resume where it was sent, by its token
-                if url not in free:
-                    todo.append(key)
-                    break
-            else:
-                url, token = free[0], journal.submitting(key, free[0])
-            free.remove(url)
-            running[actors[url].execute.remote(key, job.spec, token, timeout)] = (key, url)
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for ref in ready:
-            key, url = running.pop(ref)
-            try:
-                res = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
-                text = str(err)
-                if "ServerUnavailable" in text:
-                    log.warning("job %s: server %s is unreachable; it gets no more jobs, the job goes elsewhere", key, url)
-                    journal.reset(key)
-                    todo.append(key)
-                    continue
-                free.append(url)
-                if "PromptLost" in text:
-                    log.warning("job %s: server %s lost it (restarted); queuing it again", key, url)
-                    journal.reset(key)
-                    todo.append(key)
-                    continue
-                journal.failed(key, text[:2000])
-                continue
-            free.append(url)
-            if res["state"] != "done":
-                journal.failed(key, res["error"], {"prompt_id": res["prompt_id"], "server": res["server"]})
-                continue
-            paths = []
-            for name, data in res["files"].items():
-                path = out_dir / name
-                path.write_bytes(data)
-                paths.append(str(path))
-            from .cli import scores_from_outputs
-
-            row, _ = scores_from_outputs(res["outputs"], res["titles"])
-            if res["report"]:
-                rp = out_dir / f"{key}_report.png"
-                rp.write_bytes(res["report"])
-                row["report_image"] = str(rp)
-            row.update(prompt_id=res["prompt_id"], server=res["server"], files=paths,
-                       resumed="token" if res["resumed_by_token"] else None)  # fmt: skip
-            journal.done(key, row)
-    rows = []
-    for pair, key in zip(pairs, keys):
-        job = journal.get(key)
-        rows.append({"name": pair["name"], "try": 1, "best": job.state == "done", "seed": job.spec["params"].get("seed"),
-                     "state": job.state, "error": job.error, "job": key, **(job.result or {})})  # fmt: skip
-    return rows
-
-
-def run_on_ray(args: argparse.Namespace, pairs: list[dict]) -> int:
-    """The CLI entry: servers from --servers or embedded ones, then run_jobs_on_ray."""
-    from .cli import (
-        EXIT_FAILED,
-        EXIT_OK,
-        STANDINS_DIR,
-        WORKFLOWS,
-        Session,
-        UsageError,
-        _banner,
-        _out,
-        _report,
-        _write_results,
-        _write_standin_models,
-        missing_real_weights,
-    )
-    from .provision import ensure_comfyui
-    from .server import EmbeddedServer
-
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise UsageError("--ray needs Ray: pip install 'ray>=2.40' (or likeness[ray])") from None
-    if args.min_similarity is not None or args.max_tries > 1:
-        raise UsageError("the likeness gate (--min-similarity/--max-tries) is not available with --ray; run without --ray")
-    t0 = time.monotonic()
-    for p in pairs:
-        p["workflow"] = WORKFLOWS[args.mode]
-        if p.get("reference_2"):
-            raise UsageError(f"{p['name']}: second-face references are not supported with --ray")
-    out_dir = Path(args.output).resolve()
-    journal = Journal(Path(args.journal).resolve() if args.journal else out_dir / "likeness_journal.sqlite")
-    batch = job_key("ray", [p["name"] for p in pairs])
-    with ExitStack() as stack:
-        if args.servers:
-            servers = [u.strip() for u in args.servers.split(",") if u.strip()]
-            standin, files, missing = args.standins, {}, ["(--standins given)"] if args.standins else []
-        else:
-            comfyui = Path(args.comfyui).resolve() if args.comfyui else ensure_comfyui()
-            models = Path(args.models).resolve() if args.models else None
-            missing = missing_real_weights(models)
-            standin, files, extra = bool(missing), {}, {}
-            if standin:
-                import tempfile
-
-                models = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="likeness-models-")))
-                files = _write_standin_models(models)
-                extra = {"likeness_standins": STANDINS_DIR}
-            servers = []
-            for i in range(max(1, args.workers)):
-                env = {"CUDA_VISIBLE_DEVICES": str(i)} if os.environ.get("LIKENESS_RAY_GPUS") else {}
-                srv = stack.enter_context(EmbeddedServer(comfyui, custom_nodes=extra, models_dir=models, env=env))
-                srv.start()
-                servers.append(srv.url)
-        s = Session(ComfyClient(servers[0]), standin, files, missing, where=", ".join(servers))
-        if not args.json:
-            _out(_banner(s) + f"; {len(pairs)} pair(s) on {len(servers)} server(s) with Ray")
-        rows = run_jobs_on_ray(journal, batch, pairs, servers, out_dir / "jobs", standin, files, timeout=args.timeout)
-        for r in rows:
-            if r["state"] == "done" and r.get("files"):
-                dest = out_dir / f"{r['name']}_enhanced.png"
-                dest.write_bytes(Path(r["files"][0]).read_bytes())
-                r["output"] = str(dest)
-        _write_results(out_dir, rows, s, args)
-        code = EXIT_OK if all(r["state"] == "done" for r in rows) else EXIT_FAILED
-        return _report(rows, s, args, code, t0)
+    _Dispatcher(ray, actors, journal, jobs_dir, timeout).run(runs)

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..common.errors import LikenessError
 from .api import ComfyClient
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ IMPORT_ROOT = Path(os.path.abspath(__file__)).parent.parent.parent
 PACK_NAME = "likeness"
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(LikenessError, RuntimeError):
     """ComfyUI did not come up, or came up without this pack."""
 
 

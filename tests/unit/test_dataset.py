@@ -21,10 +21,10 @@ import numpy as np
 import photos
 import pytest
 import skimage.data
+from likeness.client.cli import main
 from likeness.face import DlibJudge, select_faces
 from likeness.face.errors import FaceError
 from likeness.face.geometry import crop_box
-from likeness.tools.cli import main
 from likeness.tools.dataset import (
     DatasetOptions,
     choose_bucket,

@@ -23,11 +23,11 @@ import photos
 import pytest
 import torch
 import torch.nn as nn
+from likeness.client.cli import main
 from likeness.face import DlibJudge, face_embed_distance, select_faces
 from likeness.face.errors import NoFaceError
 from likeness.face.regions import REGION_NAMES, compare_regions
 from likeness.face.report import enhancement_report
-from likeness.tools.cli import main
 from likeness.tools.evaluation import FaceCache, discover, score_items, summarize
 from PIL import Image, ImageEnhance
 

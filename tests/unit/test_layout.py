@@ -79,14 +79,9 @@ def test_no_print_calls_in_the_pack():
     assert offenders == []
 
 
-# client/ keeps its own error roots until engineer E's client restructure (issue 14, client part) merges;
-# then this exemption goes and the client's errors derive from LikenessError like the rest.
-ERROR_BASE_PENDING = ("client",)
-
-
 def test_every_typed_error_derives_from_the_one_base():
     classes: dict[str, tuple[str, list[str]]] = {}
-    for p in _files("pulid", "eva_clip", "face", "caption", "common", "tools", "nodes"):
+    for p in _files("pulid", "eva_clip", "face", "caption", "common", "tools", "nodes", "client"):
         for node in ast.walk(ast.parse(p.read_text())):
             if isinstance(node, ast.ClassDef):
                 bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
@@ -104,5 +99,5 @@ def test_every_typed_error_derives_from_the_one_base():
         return any(b in builtin or (b not in seen and is_error(b, (*seen, name))) for b in bases)
 
     errors = [n for n in classes if is_error(n) and not n.startswith("_")]
-    assert "FaceError" in errors and "CaptionerError" in errors
+    assert "FaceError" in errors and "CaptionerError" in errors and "ServerUnavailable" in errors
     assert [f"{classes[n][0]}:{n}" for n in errors if not reaches_base(n)] == []
