@@ -239,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     as_json = "--json" in argv
+    with stop_on_signals():
+        return _main(argv, debug, as_json)
+
+
+def _main(argv: list[str], debug: bool, as_json: bool) -> int:
     args = None
-    stop_on_signals()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help

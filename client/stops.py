@@ -4,6 +4,9 @@ stopped and its temporary folders removed by their context managers, and the use
 from __future__ import annotations
 
 import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class Interrupted(KeyboardInterrupt):
@@ -22,9 +25,20 @@ def _raise(signum, _frame):
     raise Interrupted(signum)
 
 
-def stop_on_signals() -> None:
-    signal.signal(signal.SIGINT, _raise)
-    signal.signal(signal.SIGTERM, _raise)
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT / SIGTERM raise Interrupted inside the block (main thread only); the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, _raise)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def resume_hint(journal: str | None) -> str:

@@ -484,7 +484,7 @@ def prepare_dataset(
         d.caption = render_caption(template, opts.trigger, d.shot, text)
         (train / f"{name}.txt").write_text(d.caption + "\n", encoding="utf-8")
         written += [out, train / f"{name}.txt"]
-    record(train, written)
+    record(output_dir, written)
 
     result = DatasetResult(decisions, output_dir, train, min_score, min_sim, judge.name)
     _write_decisions(decisions, output_dir / DECISIONS_CSV)

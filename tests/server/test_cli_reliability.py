@@ -149,4 +149,5 @@ def test_a_signal_mid_job_stops_the_embedded_server_and_removes_its_folders(tmp_
     assert "rerun the same command to resume" in rest and "Traceback" not in rest
     time.sleep(1.0)
     assert not [p for p in server_pids if Path(f"/proc/{p}").exists()], "the embedded ComfyUI still runs"
-    assert not any(tmp.iterdir()), list(tmp.iterdir())  # its base folder and the stand-in models are gone
+    ours = [p for p in tmp.iterdir() if p.name.startswith("likeness-")]  # (torch may leave its own caches there)
+    assert not ours, ours  # the server's base folder and the stand-in models are gone
