@@ -144,7 +144,9 @@ def read_pairs(pairs_csv: str | None, folder: str | None, params: dict, make=_di
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise InputError(f"--folder {str(root)!r} is not a folder")
-        for i, sub in enumerate(sorted(d for d in root.iterdir() if d.is_dir()), start=1):
+        subs = sorted(d for d in root.iterdir() if d.is_dir())
+        names = unique_names([suggest_name(d.name) for d in subs])  # 'a b' and 'a_b' must not share outputs
+        for i, (sub, name) in enumerate(zip(subs, names), start=1):
             imgs = sorted(f for f in sub.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             refs = [str(f) for f in imgs if f.stem.lower().startswith("ref") and not f.stem.lower().startswith("ref2")]
             refs_2 = [str(f) for f in imgs if f.stem.lower().startswith("ref2")]  # crop mode: the second face
@@ -152,7 +154,7 @@ def read_pairs(pairs_csv: str | None, folder: str | None, params: dict, make=_di
             try:
                 if len(targets) != 1:
                     raise InputError(f"{sub}: expected one target* image and ref* images, found {len(targets)} target(s)")
-                pairs.append(make(suggest_name(sub.name), refs, targets[0], dict(params), refs_2, i))
+                pairs.append(make(name, refs, targets[0], dict(params), refs_2, i))
             except InputError as err:
                 rejected.append({"row": i, "name": sub.name, "error": f"folder {sub.name!r}: {err}"})
     for bad in rejected:

@@ -136,3 +136,29 @@ def test_a_folder_of_pairs_with_one_bad_subfolder_keeps_the_good_one(images, tmp
             os.link(images / "ref.png", tmp_path / sub / f)
     pairs, rejected = read_pairs(None, str(tmp_path), {})
     assert [p["name"] for p in pairs] == ["good"] and rejected[0]["row"] == 1 and "found 0 target" in rejected[0]["error"]
+
+
+FOLDER_NAME = st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=30).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layout=st.dictionaries(FOLDER_NAME, st.lists(st.sampled_from(["ref_a.png", "ref2_b.png", "target.png", "target_2.png", "notes.txt", "ref.gif"]), unique=True, max_size=4), max_size=5))
+def test_any_folder_of_pairs_gives_safe_names_or_numbered_rejections(images, tmp_path_factory, layout):
+    root = tmp_path_factory.mktemp("pairs")
+    for sub, files in layout.items():
+        try:
+            (root / sub).mkdir()
+        except OSError:  # a name the file system refuses (too long in bytes)
+            continue
+        for f in files:
+            os.link(images / "ref.png", root / sub / f)
+    try:
+        pairs, rejected = read_pairs(None, str(root), {})
+    except InputError as err:
+        assert "\n" not in str(err)
+        return
+    for pair in pairs:
+        assert check_name(pair["name"]) == pair["name"]
+        assert (root / f"{pair['name']}_enhanced.png").resolve().parent == root.resolve()
+    assert len({p["name"].lower() for p in pairs}) == len(pairs)  # 'a b' and 'a_b' get distinct outputs
+    assert all(isinstance(r["row"], int) for r in rejected)
