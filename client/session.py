@@ -22,7 +22,7 @@ from typing import Iterator
 from ..contract import MODEL_FILES
 from .api import ComfyClient
 from .preflight import check_server
-from .provision import ensure_comfyui
+from .provision import comfyui_dir, ensure_comfyui
 from .server import IMPORT_ROOT, PACK_DIR, EmbeddedServer, ServerStartError
 from .weights import check_models_folder, server_upscaler
 
@@ -117,10 +117,11 @@ def open_session(opts: ServerOptions) -> Iterator[Session]:
         yield Session(list(opts.servers), opts.standins, {}, missing, ", ".join(opts.servers), opts.http_timeout,
                       info, upscaler, ",".join(opts.servers))  # fmt: skip
         return
-    comfyui = Path(opts.comfyui).expanduser().resolve() if opts.comfyui else ensure_comfyui()
+    comfyui = Path(opts.comfyui).expanduser().resolve() if opts.comfyui else comfyui_dir()
     models, why = _models_choice(opts, comfyui)
     standin = models is None
-    upscaler = None if standin else check_models_folder(models, why, opts.upscaler)
+    upscaler = None if standin else check_models_folder(models, why, opts.upscaler)  # before any download
+    comfyui = comfyui if opts.comfyui else ensure_comfyui()
     with ExitStack() as stack:
         files: dict[str, str] = {}
         extra = {}
