@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..contract import WORKFLOW_SCORE
 from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  # argparse only: no numpy
@@ -52,7 +53,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # -- inputs ------------------------------------------------------------------------------------------------
 def _params(args: argparse.Namespace) -> dict:
     return {"seed": args.seed, "steps": args.steps, "denoise": args.denoise, "pulid_weight": args.weight,
-            "prompt": args.prompt, "judge": judge_choice(args.judge, args.dlib_detector, args.insightface_pack)}  # fmt: skip
+            "prompt": args.prompt, "working_size": args.working_size,
+            "judge": judge_choice(args.judge, args.dlib_detector, args.insightface_pack)}  # fmt: skip
 
 
 def _read_pairs(args: argparse.Namespace) -> tuple[list[Pair], list[dict]]:
@@ -186,12 +188,13 @@ def _generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--denoise", type=float, help="img2img denoise (workflow default 0.75)")
     g.add_argument("--weight", type=float, help="PuLID identity weight (workflow default 0.75)")
     g.add_argument("--prompt", help="manual prompt instead of the Florence-2 caption")
+    g.add_argument("--working-size", type=int, help="crop mode: side of each face crop in pixels (workflow default 512)")
     g.add_argument("--min-similarity", type=float, help="likeness gate: re-run with a new seed until the after-similarity reaches this")
     g.add_argument("--max-tries", type=int, default=1, help="likeness gate: most tries per target (default 1)")
     add_judge_options(p, default=None, local=False)
 
 
-def _add_workflow_commands(sub: argparse._SubParsersAction) -> None:
+def _add_workflow_commands(sub: Any) -> None:
     e = sub.add_parser("enhance", help="enhance one target image with reference photos of the person")
     e.add_argument("--ref", action="append", required=True, help="a reference photo (repeat for several)")
     e.add_argument("--ref2", action="append", help="crop mode: reference photos of the target's second face")

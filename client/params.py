@@ -1,36 +1,13 @@
-"""Fill a shipped API workflow by node title.
+"""What the client fills in a shipped workflow, and which workflow it runs.
 
-Title contract (``workflows/*.json`` and their ``workflows/api/`` copies keep these titles; a client sets
-parameters through them and never needs node ids). A node matches title T when its title is T or starts
-with "T (" — so "Sampler (face 1)" and "Sampler (face 2)" both take ``seed``.
-
-=================  =============================  ==========================================================
-parameter          node title                     input (node class)
-=================  =============================  ==========================================================
-reference          Reference image                image (LoadImage); a list of names is batched (ImageBatch)
-reference_2        Reference image 2              image (LoadImage): the second face's references (crop)
-target             Target image                   image (LoadImage): the image to enhance / "before"
-enhanced           Enhanced image                 image (LoadImage): "after" (score workflow)
-pose               Pose image                     image (LoadImage): OpenPose skeleton (avatar)
-prompt             Caption / Prompt               manual_prompt (LikenessCaption) / text (CLIPTextEncode)
-seed, steps,       Sampler                        seed, steps, denoise (KSampler)
-denoise
-pulid_weight,      Apply PuLID-Flux               weight, start_at, end_at (LikenessApplyPulidFlux)
-pulid_start,
-pulid_end
-control_strength,  Apply Union ControlNet         strength, start_percent, end_percent
-control_start,                                    (ControlNetApplyAdvanced)
-control_end
-width, height      Latent size                    width, height (EmptySD3LatentImage, avatar)
-working_size       Crop target                    working_size (LikenessAutoCropFace, crop workflow)
-judge              Face judge                     model (LikenessFaceJudgeLoader), e.g. "dlib (hog)"
-lora,              LoRA                           lora_name, strength_model (LoraLoaderModelOnly); it ships
-lora_strength                                     bypassed, so the API copy has no LoRA node: enable it in the
-                                                  UI workflow (workflow_format.set_mode) and convert
-output_prefix      Save result                    filename_prefix (SaveImage)
-=================  =============================  ==========================================================
+* Parameters are set by node title (``fill``), never by node id: ``contract.PARAMETERS`` maps each parameter
+  to (title, input); a node matches title T when its title is T or starts with "T (", so "Sampler (face 1)"
+  and "Sampler (face 2)" both take ``seed``. A list of reference images is batched with ImageBatch.
+* ``WORKFLOWS``: one entry per shipped workflow the client runs (its ``--mode``, how a one-face target is
+  handled, whether it saves a result), so a new workflow is one more entry.
+* The one ``--judge`` vocabulary of every command (``dlib`` / ``insightface``, as face.get_judge names them)
+  and its translation to the Load Face Judge node's values ("dlib (hog)", "insightface: buffalo_l").
 """
-
 from __future__ import annotations
 
 import copy

@@ -116,11 +116,8 @@ def _display_fn(root: Path | None):
 # ------------------------------------------------------------------------------------------------ eval
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from . import evaluation as ev
-    from . import reporting
-
-    t0 = time.perf_counter()
+def _eval_items(args: argparse.Namespace, ev: Any) -> tuple[list, Any]:
+    """The items to score (from INPUT or the explicit folders) and how their paths are shown."""
     explicit = bool(args.reference or args.before or args.after or args.generated)
     if args.input is not None and explicit:
         raise FaceError(
@@ -129,89 +126,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.input is None and not explicit:
         raise FaceError("nothing to evaluate: give INPUT (a folder or CSV) or --reference and --generated/--after")
     if args.input is not None:
-        items = ev.discover(args.input)
-        display = _display_fn(args.input)
-    else:
-        if not args.reference:
-            raise FaceError("--before/--after/--generated need --reference (photos of the person)")
-        items = ev.build_items(args.reference, before=args.before, after=args.after, generated=args.generated)
-        display = _display_fn(None)
-    if args.face_index < 0:
-        raise FaceError(f"--face-index {args.face_index} must be >= 0")
-    parser_model = None
-    if args.parsing is not None:
-        from ..face.parsing import load_bisenet
+        return ev.discover(args.input), _display_fn(args.input)
+    if not args.reference:
+        raise FaceError("--before/--after/--generated need --reference (photos of the person)")
+    return ev.build_items(args.reference, before=args.before, after=args.after, generated=args.generated), _display_fn(None)
 
-        parser_model = load_bisenet(args.parsing)
-    judge = make_judge(args)
-    logger.info("judge: %s; %d item(s) to score", judge.name, len(items))
-    cache = ev.FaceCache(judge, args.face_order, args.face_index, parser=parser_model)
 
-    def progress(i: int, n: int, item: ev.EvalItem) -> None:
-        logger.log(logging.INFO if args.verbose else logging.DEBUG, "[%d/%d] %s/%s", i + 1, n, item.group, item.name)
-
-    rows = ev.score_items(
-        items,
-        cache,
-        metric=args.metric,
-        threshold=args.threshold or None,
-        reference_without_face=args.reference_without_face,
-        display=display,
-        progress=progress,
-    )
+def _eval_baseline(args: argparse.Namespace, ev: Any, items: list, cache: Any, display: Any) -> list[dict]:
+    """Real-vs-real rows: each reference set's photos scored against each other (leave one out)."""
     base_rows: list[dict] = []
-    if args.baseline != "off":
-        for refs in dict.fromkeys(item.reference for item in items):
-            if len(refs) < 2 and args.baseline == "auto":
-                continue
-            got = ev.baseline_rows(refs, cache, metric=args.metric, threshold=args.threshold or None, display=display)
-            if not got and args.baseline == "on":
-                raise FaceError(
-                    f"--baseline on needs at least 2 reference photos with a face; {len(refs)} given: add more "
-                    "photos of the person"
-                )
-            base_rows += got
-    all_rows = rows + base_rows
-    summary = ev.summarize(all_rows, user_threshold=args.user_threshold)
+    if args.baseline == "off":
+        return base_rows
+    for refs in dict.fromkeys(item.reference for item in items):
+        if len(refs) < 2 and args.baseline == "auto":
+            continue
+        got = ev.baseline_rows(refs, cache, metric=args.metric, threshold=args.threshold or None, display=display)
+        if not got and args.baseline == "on":
+            raise FaceError(
+                f"--baseline on needs at least 2 reference photos with a face; {len(refs)} given: add more "
+                "photos of the person"
+            )
+        base_rows += got
+    return base_rows
+
+
+def _eval_report(args: argparse.Namespace, ev: Any, rows: list, all_rows: list, items: list, cache: Any,
+                 summary: dict, cols: list, same_person_cosine: float, t0: float) -> dict:  # fmt: skip
+    """scores.csv, figure.png (with matplotlib), grid.png, summary.json (with the timing since ``t0``) and
+    report.html; returns the files written."""
+    from . import reporting
 
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    cols = ev.columns(parser_model is not None)
-    files = {
-        "csv": out / "scores.csv",
-        "summary": out / "summary.json",
-        "figure": out / "figure.png",
-        "grid": out / "grid.png",
-        "html": out / "report.html",
-    }
+    files = {"csv": out / "scores.csv", "summary": out / "summary.json", "figure": out / "figure.png",
+             "grid": out / "grid.png", "html": out / "report.html"}  # fmt: skip
     ev.write_rows_csv(all_rows, files["csv"], cols)
-    sp_cos = ev.same_person_cosine(args.metric, float(summary["threshold"]), judge.normalize_embeddings)
     try:
-        reporting.eval_figure(all_rows, files["figure"], same_person_cosine=sp_cos, user_threshold=args.user_threshold)
+        reporting.eval_figure(all_rows, files["figure"], same_person_cosine=same_person_cosine, user_threshold=args.user_threshold)
         figure: Path | None = files["figure"]
     except ImportError as exc:  # matplotlib is optional (ComfyUI does not ship it)
         logger.warning("no figure: matplotlib is not installed (%s); pip install matplotlib", exc)
         figure = None
         del files["figure"]
     reporting.eval_grid(rows, items, cache, files["grid"], max_items=args.grid_max)
-    elapsed = time.perf_counter() - t0
-    n_images = cache.n_images
+    elapsed, n_images = time.perf_counter() - t0, cache.n_images
     summary["timing"] = {"seconds": elapsed, "images": n_images, "seconds_per_image": elapsed / max(1, n_images)}
     summary["files"] = {k: str(v) for k, v in files.items()}
     files["summary"].write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
-    reporting.eval_html(
-        files["html"],
-        summary,
-        all_rows,
-        cols,
-        figure=figure,
-        grid=files["grid"],
-        links={f.name: f.name for k, f in files.items() if k != "html"},
-        definitions=DEFINITIONS,
-    )
-    if args.json:
-        _write(json.dumps(_jsonable(summary)) + "\n")
-        return EXIT_OK
+    reporting.eval_html(files["html"], summary, all_rows, cols, figure=figure, grid=files["grid"],
+                        links={f.name: f.name for k, f in files.items() if k != "html"}, definitions=DEFINITIONS)  # fmt: skip
+    return files
+
+
+def _eval_text(args: argparse.Namespace, judge: Any, summary: dict, report: Path, elapsed: float, n_images: int) -> str:
     lines = [f"judge: {judge.name} (metric {args.metric}, same-person threshold {summary['threshold']:g})"]
     named = list(summary["groups"].items()) + (
         [("baseline (real vs real)", summary["baseline"])] if summary["baseline"] else []
@@ -228,28 +195,51 @@ def cmd_eval(args: argparse.Namespace) -> int:
             p = s["pairs"]
             line += f", dID mean {_f(p['delta_id']['mean'], '+.4f')} (improved {_pct(p['improved_rate'])})"
         lines.append(line)
-    lines.append(f"report: {files['html']}  ({elapsed:.1f} s, {n_images} images)")
-    _write("\n".join(lines) + "\n")
+    lines.append(f"report: {report}  ({elapsed:.1f} s, {n_images} images)")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import evaluation as ev
+
+    t0 = time.perf_counter()
+    items, display = _eval_items(args, ev)
+    if args.face_index < 0:
+        raise FaceError(f"--face-index {args.face_index} must be >= 0")
+    parser_model = None
+    if args.parsing is not None:
+        from ..face.parsing import load_bisenet
+
+        parser_model = load_bisenet(args.parsing)
+    judge = make_judge(args)
+    logger.info("judge: %s; %d item(s) to score", judge.name, len(items))
+    cache = ev.FaceCache(judge, args.face_order, args.face_index, parser=parser_model)
+
+    def progress(i: int, n: int, item: ev.EvalItem) -> None:
+        logger.log(logging.INFO if args.verbose else logging.DEBUG, "[%d/%d] %s/%s", i + 1, n, item.group, item.name)
+
+    rows = ev.score_items(items, cache, metric=args.metric, threshold=args.threshold or None,
+                          reference_without_face=args.reference_without_face, display=display, progress=progress)  # fmt: skip
+    all_rows = rows + _eval_baseline(args, ev, items, cache, display)
+    summary = ev.summarize(all_rows, user_threshold=args.user_threshold)
+    sp_cos = ev.same_person_cosine(args.metric, float(summary["threshold"]), judge.normalize_embeddings)
+    cols = ev.columns(parser_model is not None)
+    files = _eval_report(args, ev, rows, all_rows, items, cache, summary, cols, sp_cos, t0)
+    if args.json:
+        _write(json.dumps(_jsonable(summary)) + "\n")
+        return EXIT_OK
+    timing = summary["timing"]
+    _write(_eval_text(args, judge, summary, files["html"], timing["seconds"], timing["images"]))
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------- dataset
 
 
-def cmd_dataset(args: argparse.Namespace) -> int:
-    from .dataset import (
-        DatasetOptions,
-        check_output,
-        check_template,
-        default_template,
-        parse_buckets,
-        prepare_dataset,
-    )
+def _dataset_options(args: argparse.Namespace) -> Any:
+    from .dataset import DatasetOptions, parse_buckets
 
-    t0 = time.perf_counter()
-    if args.florence2 is not None and args.caption != "florence2":
-        raise FaceError("--florence2 DIR is only used with --caption florence2")
-    opts = DatasetOptions(
+    return DatasetOptions(
         min_face=args.min_face,
         min_score=args.min_score,
         min_sharpness=args.min_sharpness,
@@ -265,33 +255,27 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         template=args.template,
         image_format=args.image_format,
     )
-    opts.check()
-    if not args.input.is_dir():
-        raise FaceError(f"input {args.input} is not a folder: give the folder of photos of the person")
-    check_template(opts.template or default_template(args.caption == "florence2"), args.caption == "florence2")
-    check_output(args.input, args.output, args.overwrite)  # fail before any model is loaded
+
+
+def _captioner(args: argparse.Namespace) -> Any:
+    """The Florence-2 captioner of --caption florence2 (None for template captions)."""
     captioner = None
     if args.caption == "florence2":
         if args.florence2 is None:
             raise FaceError("--caption florence2 needs --florence2 DIR (the Florence-2 model folder)")
         try:
-            from . import caption as florence
+            from ..caption import florence2 as florence
 
             captioner = florence.load_florence2(args.florence2)
         except ImportError as exc:
             raise MissingPackageError(
                 f"Florence-2 captions need transformers >= 4.56 ({exc}): pip install -U transformers"
             ) from exc
-    judge = make_judge(args)
-    logger.info("judge: %s", judge.name)
+    return captioner
 
-    def progress(i: int, n: int, d: Any) -> None:
-        what = "usable face" if d.status == "candidate" else f"dropped: {d.reason} ({d.detail})"
-        logger.log(logging.INFO if args.verbose else logging.DEBUG, "[%d/%d] %s: %s", i + 1, n, d.file, what)
 
-    result = prepare_dataset(
-        args.input, args.output, judge, opts, captioner=captioner, overwrite=args.overwrite, progress=progress
-    )
+def _dataset_summary(args: argparse.Namespace, result: Any, t0: float) -> dict:
+    """summary.json: the decisions, the files and the timing since ``t0``."""
     elapsed = time.perf_counter() - t0
     summary = result.summary()
     summary["timing"] = {
@@ -309,12 +293,10 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         "train": str(result.train_dir),
     }
     (args.output / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
-    if not summary["kept"]:
-        dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
-        raise FaceError(f"no photo was kept of {summary['inputs']} (dropped: {dropped}): see {args.output / 'decisions.csv'}")
-    if args.json:
-        _write(json.dumps(_jsonable(summary)) + "\n")
-        return EXIT_OK
+    return summary
+
+
+def _dataset_text(judge: Any, result: Any, summary: dict) -> str:
     lines = [f"judge: {judge.name} (identity outlier below cosine {result.min_similarity:.3f} to the centre)"]
     for d in result.decisions:
         if d.status == "kept":
@@ -325,8 +307,38 @@ def cmd_dataset(args: argparse.Namespace) -> int:
             lines.append(f"  dropped  {d.file}: {d.reason} ({d.detail})")
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
     lines.append(f"kept {summary['kept']} of {summary['inputs']}; dropped: {dropped}")
-    lines.append(f"training folder: {result.train_dir}  decisions: {summary['files']['decisions']}  ({elapsed:.1f} s)")
-    _write("\n".join(lines) + "\n")
+    lines.append(f"training folder: {result.train_dir}  decisions: {summary['files']['decisions']}  ({summary['timing']['seconds']:.1f} s)")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from .dataset import check_output, check_template, default_template, prepare_dataset
+
+    t0 = time.perf_counter()
+    if args.florence2 is not None and args.caption != "florence2":
+        raise FaceError("--florence2 DIR is only used with --caption florence2")
+    opts = _dataset_options(args)
+    opts.check()
+    if not args.input.is_dir():
+        raise FaceError(f"input {args.input} is not a folder: give the folder of photos of the person")
+    check_template(opts.template or default_template(args.caption == "florence2"), args.caption == "florence2")
+    check_output(args.input, args.output, args.overwrite)  # fail before any model is loaded
+    captioner = _captioner(args)
+    judge = make_judge(args)
+    logger.info("judge: %s", judge.name)
+
+    def progress(i: int, n: int, d: Any) -> None:
+        what = "usable face" if d.status == "candidate" else f"dropped: {d.reason} ({d.detail})"
+        logger.log(logging.INFO if args.verbose else logging.DEBUG, "[%d/%d] %s: %s", i + 1, n, d.file, what)
+
+    result = prepare_dataset(
+        args.input, args.output, judge, opts, captioner=captioner, overwrite=args.overwrite, progress=progress
+    )
+    summary = _dataset_summary(args, result, t0)
+    if not summary["kept"]:  # exit 0 with an empty training folder would look like success
+        dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
+        raise FaceError(f"no photo was kept of {summary['inputs']} (dropped: {dropped}): see {args.output / 'decisions.csv'}")
+    _write(json.dumps(_jsonable(summary)) + "\n" if args.json else _dataset_text(judge, result, summary))
     return EXIT_OK
 
 

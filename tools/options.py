@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any  # sub: what ArgumentParser.add_subparsers() returns
 
 from ..client.params import DLIB_DETECTORS, JUDGE_HELP, JUDGES
 
@@ -30,7 +31,7 @@ def add_judge_options(p: argparse.ArgumentParser, default: str | None, local: bo
     g.add_argument("--provider", choices=("cpu", "cuda"), default="cpu", help="insightface onnxruntime provider")
 
 
-def add_eval_args(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_eval_args(sub: Any) -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "eval",
         help="score generated or before/after images against photos of the person (local, no server)",
@@ -45,7 +46,7 @@ def add_eval_args(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return ev
 
 
-def add_dataset_args(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_dataset_args(sub: Any) -> argparse.ArgumentParser:
     ds = sub.add_parser(
         "dataset",
         help="filter, crop and caption photos of one person for LoRA training (local, no server)",

@@ -126,8 +126,8 @@ def test_ray_and_local_batches_give_the_same_rows_with_a_second_face_and_the_gat
     x0, y0, x1, y1 = T1_CROP
     target = np.ascontiguousarray(photos.group_t1()[y0:y1, x0:x1])
     Image.fromarray(target).save(d / "target.png")
-    same = ["batch", "--folder", tmp_path / "pairs", "--mode", "crop", "--steps", 2, "--min-similarity", 0.99,
-            "--max-tries", 2, "--standins", "--json"]  # fmt: skip
+    same = ["batch", "--folder", tmp_path / "pairs", "--mode", "crop", "--working-size", 128, "--steps", 2,
+            "--min-similarity", 0.99, "--max-tries", 2, "--standins", "--json"]  # fmt: skip
     local = cli(*same, "-o", tmp_path / "local", "--server", comfy.server.url)
     on_ray = cli(*same, "-o", tmp_path / "ray", "--ray", "--servers", f"{comfy.server.url},{second.url}")
     assert local.returncode == 5 and on_ray.returncode == 5, (local.stderr[-3000:], on_ray.stderr[-3000:])  # gate missed
