@@ -38,6 +38,7 @@ from ..common.images import load_image
 from ..common.numbers import format_cell
 from ..face.errors import FaceError
 from ..face.judge import FaceJudge, sort_faces
+from .dataset_files import clear_previous, record
 from .dataset_steps import (  # noqa: F401  (re-exported: the steps are part of this module's interface)
     CONTACT_SHEET,
     DECISIONS_CSV,
@@ -59,7 +60,6 @@ from .dataset_steps import (  # noqa: F401  (re-exported: the steps are part of 
     sharpness,
     shot_type,
 )
-from .dataset_files import clear_previous, record
 from .reporting import contact_sheet
 
 logger = logging.getLogger(__name__)
