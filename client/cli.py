@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..common.images import IMAGE_SUFFIXES
 from ..contract import WORKFLOW_SCORE
 from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  # argparse only: no numpy
 from .console import Progress, out, report
@@ -47,7 +48,6 @@ from .workflow_format import load_workflow
 log = logging.getLogger("likeness")
 
 EXAMPLES = PACK_DIR / "examples"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 # -- inputs ------------------------------------------------------------------------------------------------

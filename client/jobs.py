@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..common.images import IMAGE_SUFFIXES
 from .api import ComfyClient, ComfyError, ExecutionFailed, PromptLost, PromptRejected, PromptResult, ServerUnavailable
 from .journal import JobRow, Journal
 from .recovery import recheck
@@ -52,7 +53,7 @@ def safe_upload_name(data: bytes, original: str) -> str:
     and nothing from the user's path reaches the server's file system but a sanitised stem."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(original).stem)[:40].strip("_") or "image"
     ext = Path(original).suffix.lower()
-    ext = ext if ext in (".png", ".jpg", ".jpeg", ".webp", ".bmp") else ".png"
+    ext = ext if ext in IMAGE_SUFFIXES else ".png"
     return f"likeness_{stem}_{hashlib.sha256(data).hexdigest()[:16]}{ext}"
 
 

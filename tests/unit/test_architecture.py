@@ -16,23 +16,12 @@ OUTSIDE = {"tests", ".importroot", ".git", "build", "dist"}
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 # Named exceptions, each with its reason. Remove a line when its reason goes.
-# client/: engineer E's client restructure (issue 14, client part: params, runs, one argparse tree, no
-# cli <-> ray_batch cycle, client line limits) is on its own branch; until it merges, client/ keeps its sizes and
-# its one cycle.
-CYCLE_EXCEPTIONS = {frozenset({"likeness.client.cli", "likeness.client.ray_batch"}): "client restructure (engineer E)"}
+CYCLE_EXCEPTIONS: dict[frozenset, str] = {}
 MODULE_EXCEPTIONS = {
-    "client/cli.py": "client restructure (engineer E) splits it",
-    "tools/cli.py": "the eval/dataset argparse: engineer E merges it into the client's one argparse tree",
     "scripts/build_workflows.py": "split by issue 18 (engineer D); one declaration per graph today",
 }
 FUNCTION_EXCEPTIONS = {
-    "client/cli.py:run_pairs": "client restructure (engineer E)",
-    "client/ray_batch.py:run_jobs_on_ray": "client restructure (engineer E)",
-    "client/ray_batch.py:run_on_ray": "client restructure (engineer E)",
     "scripts/build_workflows.py:avatar": "split by issue 18 (engineer D)",
-    "tools/cli.py:build_parser": "engineer E merges this parser into the client's one argparse tree",
-    "tools/cli.py:cmd_eval": "engineer E runs eval in-process from the client's tree (one command function then)",
-    "tools/cli.py:cmd_dataset": "engineer E runs dataset in-process from the client's tree",
     "scripts/render_workflow_thumbnails.py:render": "maintainer drawing script, not shipped (.comfyignore); one pass "
     "over the canvas sharing its coordinate closures; split with the workflow scripts (issue 18)",
 }
