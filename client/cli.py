@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..common.images import IMAGE_SUFFIXES
 from ..contract import WORKFLOW_SCORE
 from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  # argparse only: no numpy
 from .console import Progress, out, report
