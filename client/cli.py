@@ -3,20 +3,22 @@
 One argparse tree for every command: ``enhance`` (one target), ``batch`` (a CSV or folder of pairs; ``--ray``
 spreads it over servers), ``score`` (score existing images), ``demo`` (enhance the bundled examples) run
 workflows on ComfyUI; ``eval`` and ``dataset`` run the local tools (likeness.tools) in this process. Without
-``--server`` an embedded headless ComfyUI with this pack is started; when the real model files are absent it
-runs the same workflows on tiny stand-in weights and says so. Relative paths are the caller's: nothing here
-changes the working directory.
+``--server`` an embedded headless ComfyUI with this pack is started; it runs on tiny stand-in weights only with
+``--standins`` or in ``demo`` without a models folder (session.py), and says so. Relative paths are the
+caller's: nothing here changes the working directory. Every flag, path, URL and CSV cell is checked before a
+server is started or contacted (preflight.py, inputs.py).
 
-Exit codes (scripts can rely on them; the same for every command):
+Exit codes (scripts can rely on them; the same for every command; failures.py):
   0 done; 1 a job failed on the server; 2 bad arguments or input files; 3 something the command needs is
-  unavailable (the server, a model file, or the package that runs it); 4 the workflow did not validate
-  (/prompt 400); 5 the likeness gate was not reached in --max-tries.
+  unavailable (the server, not ComfyUI, without the pack; for eval/dataset a model or its package); 4 the
+  workflow did not validate or a model file the workflow loads is missing (checked before queueing); 5 the
+  likeness gate was not reached in --max-tries; 130 / 143 stopped by SIGINT / SIGTERM (rerun to resume).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
 import logging
 import os
 import sys
@@ -24,19 +26,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..common.images import IMAGE_SUFFIXES
 from ..contract import WORKFLOW_SCORE
 from ..tools.options import add_dataset_args, add_eval_args, add_judge_options  # argparse only: no numpy
-from .api import ComfyError, PromptRejected, ServerUnavailable
 from .console import Progress, out, report
-from .exits import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, EXIT_USAGE
+from .exits import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from .extras import DEMO_EXTRAS, missing_extras
-from .journal import Journal, JournalError
-from .params import DEFAULT_MODE, MODES, judge_choice, workflow_named
-from .runs import Gate, Pair, UsageError, finish, make_pair, plan, run_local, write_results
-from .server import PACK_DIR, ServerStartError
+from .failures import JsonArgumentParser, classify, emit_failure
+from .inputs import read_pairs
+from .journal import Journal
+from .params import DEFAULT_MODE, MODES, fill, judge_choice, workflow_named
+from .preflight import check_flags
+from .results import new_run_id
+from .runs import Gate, GraphBuilder, Pair, UsageError, finish, make_pair, plan, run_local, write_results
+from .safe_names import check_name, inside, suggest_name
+from .server import PACK_DIR
 from .session import ServerOptions, Session, open_session
-from .workflow_format import WorkflowFormatError
+from .stops import stop_on_signals
+from .weights import check_graph_models
+from .workflow_format import load_workflow
 
 log = logging.getLogger("likeness")
 
@@ -50,70 +57,64 @@ def _params(args: argparse.Namespace) -> dict:
             "judge": judge_choice(args.judge, args.dlib_detector, args.insightface_pack)}  # fmt: skip
 
 
-def _pairs_from_csv(path: Path, args: argparse.Namespace) -> list[Pair]:
-    if not path.is_file():
-        raise UsageError(f"--pairs file {str(path)!r} does not exist")
-    pairs = []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"reference", "target"} <= set(reader.fieldnames):
-            raise UsageError(f"{path}: the CSV needs 'reference' and 'target' columns, found {reader.fieldnames}")
-        for i, row in enumerate(reader):
-            base = path.parent  # paths in the CSV are relative to the CSV's folder
-            refs = [str(base / r.strip()) for r in row["reference"].split(";") if r.strip()]
-            refs_2 = [str(base / r.strip()) for r in (row.get("reference_2") or "").split(";") if r.strip()]
-            p = _params(args)
-            if row.get("seed"):
-                p["seed"] = int(row["seed"])
-            if row.get("prompt"):
-                p["prompt"] = row["prompt"]
-            name = row.get("name") or f"{i:04d}_{Path(row['target']).stem}"
-            pairs.append(make_pair(name, MODES[args.mode], refs, str(base / row["target"].strip()), p, refs_2))
-    return pairs
+def _read_pairs(args: argparse.Namespace) -> tuple[list[Pair], list[dict]]:
+    """The batch's pairs (inputs.py: a bad row is reported with its row number and skipped) and the bad rows."""
+    workflow = MODES[args.mode]
 
+    def make(name, refs, target, params, refs_2, row):
+        return dataclasses.replace(make_pair(name, workflow, refs, target, params, refs_2), row=row)
 
-def _pairs_from_folder(root: Path, args: argparse.Namespace) -> list[Pair]:
-    if not root.is_dir():
-        raise UsageError(f"--folder {str(root)!r} is not a folder")
-    pairs = []
-    for sub in sorted(d for d in root.iterdir() if d.is_dir()):
-        imgs = sorted(f for f in sub.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        refs = [str(f) for f in imgs if f.stem.lower().startswith("ref") and not f.stem.lower().startswith("ref2")]
-        refs_2 = [str(f) for f in imgs if f.stem.lower().startswith("ref2")]  # crop mode: the second face
-        targets = [str(f) for f in imgs if f.stem.lower().startswith("target")]
-        if len(targets) != 1:
-            raise UsageError(f"{sub}: expected one target* image and ref* images, found targets {targets}")
-        pairs.append(make_pair(sub.name, MODES[args.mode], refs, targets[0], _params(args), refs_2))
-    return pairs
+    return read_pairs(args.pairs, args.folder, _params(args), make)
 
 
 # -- running -----------------------------------------------------------------------------------------------
-def _server_options(args: argparse.Namespace, workers: int = 1) -> ServerOptions:
+def _server_options(args: argparse.Namespace, pairs: list[Pair], workers: int = 1) -> ServerOptions:
     servers = [u.strip() for u in (getattr(args, "servers", None) or args.server or "").split(",") if u.strip()]
-    return ServerOptions(servers, args.standins, args.comfyui, args.models, args.http_timeout, workers)
+    types = frozenset(n["class_type"] for w in {p.workflow for p in pairs} for n in load_workflow(w).values())
+    return ServerOptions(servers, args.standins, args.comfyui, args.models, args.http_timeout, workers, args.upscaler,
+                         args.command == "demo", types)  # fmt: skip
 
 
-def _run(args: argparse.Namespace, pairs: list[Pair], gate: Gate, ray: bool = False) -> int:
-    """Every command that runs workflows: servers, the journal, the tries, the results files, the summary."""
+def _check_models(s: Session, pairs: list[Pair]) -> None:
+    """Exit 4 before anything is queued when the server lacks a file a workflow loads (never on stand-ins)."""
+    if s.standin or s.object_info is None:
+        return
+    builder = GraphBuilder(s.client(), False, {}, s.upscaler)
+    for pair in {p.workflow: p for p in pairs}.values():
+        judge = pair.params.get("judge")
+        graph = builder.prepare({"workflow": pair.workflow, "reference_2": pair.reference_2})
+        check_graph_models(fill(graph, judge=judge) if judge else graph, s.object_info, s.where)
+
+
+def _run(args: argparse.Namespace, pairs: list[Pair], gate: Gate, ray: bool = False, rejected=()) -> int:
+    """Every command that runs workflows: servers, the journal, the tries, the results files (always written,
+    with the rejected batch rows), the summary."""
     t0 = time.monotonic()
     if ray:
         from .ray_batch import require_ray  # optional dependency, imported only with --ray
 
         require_ray()
-    out_dir = Path(args.output).resolve()
-    with open_session(_server_options(args, args.workers if ray else 1)) as s:
+    out_dir = Path(args.output).expanduser().absolute()
+    with open_session(_server_options(args, pairs, args.workers if ray else 1)) as s:
+        _check_models(s, pairs)
         out_dir.mkdir(parents=True, exist_ok=True)
-        journal = Journal(Path(args.journal).resolve() if args.journal else out_dir / "likeness_journal.sqlite")
+        inside(out_dir, "jobs/x.png")  # a 'jobs' link to elsewhere is refused before anything runs
+        journal = Journal(Path(args.journal).expanduser().absolute() if args.journal else out_dir / "likeness_journal.sqlite")
         if not args.json:
             where = f" on {len(s.urls)} server(s) with Ray" if ray else ""
             out(s.banner() + (f"; {len(pairs)} pair(s){where}" if args.command == "batch" else ""))
-        runs = plan(pairs, gate, s.standin, journal)
-        _execute(args, s, runs, journal, out_dir / "jobs", ray)
-        result = finish(runs, out_dir)
-        header = {"standin_weights": s.standin, "server": s.where, "min_similarity": gate.min_similarity}
-        write_results(out_dir, result.rows, header)
-    code = EXIT_FAILED if result.failed else EXIT_GATE if result.gate_missed else EXIT_OK
-    return report(args, result.rows, s.standin, out_dir, code, time.monotonic() - t0)
+        runs = plan(pairs, gate, s.standin, journal, s.identity, s.upscaler)
+        bad = [{"row": r["row"], "name": r["name"], "state": "invalid", "error": r["error"]} for r in rejected]
+        header = {"standin_weights": s.standin, "server": s.where, "min_similarity": gate.min_similarity, "run": new_run_id()}
+        try:
+            _execute(args, s, runs, journal, out_dir / "jobs", ray)
+        finally:  # Ctrl-C, a lost server: what finished is still in the results files
+            result = finish(runs, out_dir)
+            rows = [{**r, "run": header["run"]} for r in bad + result.rows]
+            write_results(out_dir, rows, header)
+    code = (EXIT_USAGE if rejected else EXIT_REJECTED if result.rejected else EXIT_FAILED if result.failed
+            else EXIT_GATE if result.gate_missed else EXIT_OK)  # fmt: skip
+    return report(args, rows, s.standin, out_dir, code, time.monotonic() - t0)
 
 
 def _execute(args: argparse.Namespace, s: Session, runs: list, journal: Journal, jobs_dir: Path, ray: bool) -> None:
@@ -123,25 +124,24 @@ def _execute(args: argparse.Namespace, s: Session, runs: list, journal: Journal,
         run_on_ray(s.urls, s.standin, s.files, runs, journal, jobs_dir, timeout=args.timeout, http_timeout=args.http_timeout)
         return
     progress = Progress(not args.json and not args.quiet)
-    run_local(s.client(), s.standin, s.files, runs, journal, jobs_dir, progress, args.timeout, args.server_wait)
+    run_local(s.client(), s.standin, s.files, runs, journal, jobs_dir, progress, args.timeout, args.server_wait, s.upscaler)
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
-    name = args.name or Path(args.target).stem
+    name = check_name(args.name) if args.name is not None else suggest_name(Path(args.target).stem)
     pair = make_pair(name, MODES[args.mode], args.ref, args.target, _params(args), args.ref2)
     return _run(args, [pair], Gate(args.min_similarity, args.max_tries))
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    pairs = _pairs_from_csv(Path(args.pairs), args) if args.pairs else _pairs_from_folder(Path(args.folder), args)
-    if not pairs:
-        raise UsageError("no pairs found")
-    return _run(args, pairs, Gate(args.min_similarity, args.max_tries), ray=args.ray)
+    pairs, rejected = _read_pairs(args)
+    return _run(args, pairs, Gate(args.min_similarity, args.max_tries), ray=args.ray, rejected=rejected)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     params = {"judge": judge_choice(args.judge, args.dlib_detector, args.insightface_pack)}
-    pair = make_pair(args.name or Path(args.after).stem, workflow_named(WORKFLOW_SCORE), args.ref, args.before,
+    name = check_name(args.name) if args.name is not None else suggest_name(Path(args.after).stem)
+    pair = make_pair(name, workflow_named(WORKFLOW_SCORE), args.ref, args.before,
                      params, enhanced=args.after)  # fmt: skip
     return _run(args, [pair], Gate())
 
@@ -164,9 +164,13 @@ def cmd_tool(args: argparse.Namespace) -> int:
 def _server_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server")
     g.add_argument("--server", help="URL of a running ComfyUI with Likeness (default: start an embedded one)")
-    g.add_argument("--standins", action="store_true", help="with --server: run on the test stand-in models that server has")
+    g.add_argument("--standins", action="store_true", help="run on tiny random stand-in weights (plumbing only; the banner says "
+                   "so); with --server, the stand-in models that server has")  # fmt: skip
+    g.add_argument("--upscaler", help="the ESRGAN file in upscale_models to use (default RealESRGAN_x4plus.pth, "
+                   "4x-UltraSharp.pth, or the only one there)")  # fmt: skip
     g.add_argument("--comfyui", help="your own ComfyUI installation for the embedded server (default: the pinned 0.3.75)")
-    g.add_argument("--models", help="a ComfyUI models folder with the real weights (default: <--comfyui>/models; else stand-ins)")
+    g.add_argument("--models", help="a ComfyUI models folder with the real weights (default: <--comfyui>/models); "
+                   "a missing file exits 4 naming it")  # fmt: skip
     g.add_argument("--timeout", type=float, default=3600.0, help="seconds one job may take (default 3600)")
     g.add_argument("--http-timeout", type=float, default=30.0, help="seconds one HTTP request may take (default 30)")
     g.add_argument("--server-wait", type=float, default=300.0, help="seconds to wait for a lost server to come back (default 300)")
@@ -222,7 +226,7 @@ def _add_workflow_commands(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The one parser of every command."""
-    p = argparse.ArgumentParser(prog="likeness", description="Likeness: keep a face's identity, through ComfyUI")
+    p = JsonArgumentParser(prog="likeness", description="Likeness: keep a face's identity, through ComfyUI")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
@@ -232,38 +236,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# -- main: the one exit-code table ---------------------------------------------------------------------------
-def _exit_code(err: BaseException) -> int | None:
-    if isinstance(err, (UsageError, JournalError, WorkflowFormatError)):
-        log.error("likeness: %s", err)
-        return EXIT_USAGE
-    if isinstance(err, PromptRejected):
-        log.error("likeness: the workflow did not validate:\n%s", err)
-        return EXIT_REJECTED
-    if isinstance(err, (ServerUnavailable, ServerStartError)):
-        log.error("likeness: %s", err)
-        return EXIT_UNAVAILABLE
-    if isinstance(err, ComfyError):
-        log.error("likeness: %s", err)
-        return EXIT_FAILED
-    return None
-
-
+# -- main: every outcome is an exit code (failures.py) -------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """``likeness ...``: returns the exit code (argparse's own errors and --help included)."""
+    """``likeness ...``: returns the exit code; errors are one line (a traceback only with --debug, anywhere on
+    the line), with --json also one JSON object on stdout; SIGINT / SIGTERM unwind and stop embedded servers."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    as_json = "--json" in argv
+    with stop_on_signals():
+        return _main(argv, debug, as_json)
+
+
+def _main(argv: list[str], debug: bool, as_json: bool) -> int:
+    args = None
     try:
-        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # a usage error (argparse printed it: exit 2) or --help (0)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    except Exception as err:  # noqa: BLE001 - argparse errors (JsonArgumentParser) are input errors
+        code, message = classify(err)
+        emit_failure(code, message, as_json)
+        return code
     if args.func is not cmd_tool:  # the tools set up their own logging
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
+        if args.func is not cmd_tool:
+            check_flags(args)
         return args.func(args)
-    except Exception as err:  # noqa: BLE001 - every error the table knows becomes one line and its exit code
-        code = _exit_code(err)
-        if code is None or args.debug:
-            raise
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place every outcome becomes an exit code
+        if debug:
+            log.exception("likeness: --debug traceback")
+        out_dir = getattr(args, "output", None)
+        journal = getattr(args, "journal", None) or (str(Path(out_dir) / "likeness_journal.sqlite") if out_dir else None)
+        code, message = classify(err, journal)
+        emit_failure(code, message, as_json)
         return code
 
 

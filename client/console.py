@@ -67,6 +67,9 @@ def report(args: argparse.Namespace, rows: list[dict], standin: bool, out_dir: P
         out(json.dumps({"exit_code": code, "standin_weights": standin, "output_dir": str(out_dir), "rows": rows}, default=str))
         return code
     for r in rows:
+        if r.get("state") == "invalid":  # a batch row that was not run (its line was logged with the row number)
+            out(f"  {r.get('name') or '(no name)'} row {r.get('row')}: invalid, not run: {r.get('error')}")
+            continue
         mark = "*" if r.get("best") else " "
         cos = " ".join(f"{k} {r[k]:.3f}" if isinstance(r.get(k), (int, float)) else f"{k} n/a"
                        for k in ("cos_before", "cos_after", "delta_id"))  # fmt: skip

@@ -3,6 +3,6 @@
 EXIT_OK = 0  # done
 EXIT_FAILED = 1  # a job failed on the server
 EXIT_USAGE = 2  # bad arguments or input files (the message names the value and the fix)
-EXIT_UNAVAILABLE = 3  # something the command needs is unavailable: the server, a model file, the package that runs it
-EXIT_REJECTED = 4  # the workflow did not validate (/prompt answered 400)
+EXIT_UNAVAILABLE = 3  # unavailable: the server (or not ComfyUI, or without this pack); for eval/dataset a model or its package
+EXIT_REJECTED = 4  # the workflow did not validate, or a model file it loads is missing (checked before queueing)
 EXIT_GATE = 5  # the likeness gate was not reached in --max-tries (the best try is kept)

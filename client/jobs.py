@@ -23,6 +23,8 @@ from typing import Any, Callable
 from ..common.images import IMAGE_SUFFIXES
 from .api import ComfyClient, ComfyError, ExecutionFailed, PromptLost, PromptRejected, PromptResult, ServerUnavailable
 from .journal import JobRow, Journal
+from .recovery import recheck
+from .safe_names import replace_own
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +145,8 @@ class JobRunner:
             if rec.get("type") != "output":
                 continue
             data = self.client.view(rec["filename"], rec.get("subfolder", ""), "output")
-            path = self.out_dir / rec["filename"]
-            path.write_bytes(data)
-            paths.append(path)
+            # only the base name of what the server reports: a hostile server cannot steer the write
+            paths.append(replace_own(self.out_dir, Path(str(rec["filename"])).name, data))
         return paths
 
     def _finish(self, job: JobRow, result: PromptResult, resumed: str) -> JobOutcome:
@@ -163,8 +164,8 @@ class JobRunner:
         return self._finish(job, result, resumed)
 
     def _attempt(self, key: str) -> JobOutcome:
-        job = self.journal.get(key)
-        if job.state in ("done", "failed"):
+        job = recheck(self.journal, self.journal.get(key), self.out_dir)
+        if job.state == "done":
             return JobOutcome(job, None, [Path(p) for p in (job.result or {}).get("files", [])], "done before")
         if job.state in ("submitting", "queued"):
             where, pid = self._locate(job)

@@ -80,8 +80,15 @@ class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        try:
+            with self._db() as db:
+                db.executescript(_SCHEMA)
+                db.execute("SELECT key, batch, seq, spec, state, token, prompt_id, server, attempts, result, error FROM jobs LIMIT 1")
+        except sqlite3.DatabaseError as err:
+            raise JournalError(
+                f"{self.path} is not a usable likeness journal ({err}): move it aside, or pass --journal NEW.sqlite "
+                "(finished images under jobs/ are recovered from the server when the journal is new)"
+            ) from None
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

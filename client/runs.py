@@ -9,13 +9,10 @@ Ray runs (``ray_batch.run_on_ray``) drive the same ``PairRun`` objects and build
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,52 +20,28 @@ from typing import Any, Callable
 
 from ..common.errors import LikenessError
 from ..contract import DISTANCE_AFTER, DISTANCE_BEFORE, HISTORY_FACE_DISTANCE, HISTORY_REPORT, REPORT_FIELDS
-from .api import ComfyClient
+from .api import ComfyClient, PromptRejected
+from .filelock import job_lock_path, locked
+from .inputs import ImageFile, upload_bytes
 from .jobs import JobRunner, job_key, output_prefix, safe_upload_name
 from .journal import JobRow, Journal
 from .params import Workflow, fill, titles, workflow_named
+from .problems import InputError
+from .results import CSV_COLUMNS, merge_results
+from .safe_names import replace_own, write_new
+from .weights import set_upscaler
 from .workflow_format import bypass_group, load_workflow, ui_to_api
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = [
-    "name", "try", "best", "seed", "state", "cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside",
-    "lpips_outside", "no_face_before", "no_face_after", "similarity_identity", "judge", "output", "report_image",
-    "seconds", "resumed", "job", "error",
-]  # fmt: skip
+__all__ = ["CSV_COLUMNS", "ImageFile", "UsageError"]
 
 
-class UsageError(LikenessError):
+class UsageError(InputError, LikenessError):
     """A bad argument or input file (exit 2); the message names the value and the fix."""
 
 
 # -- inputs ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ImageFile:
-    path: Path
-    sha: str
-
-    @classmethod
-    def check(cls, path: str | Path, role: str) -> ImageFile:
-        """The file, verified as a decodable image before anything is uploaded."""
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise UsageError(f"{role} image {str(p)!r} does not exist")
-        data = p.read_bytes()
-        try:
-            from PIL import Image
-
-            with Image.open(io.BytesIO(data)) as im:
-                im.verify()
-        except ImportError:  # pragma: no cover - Pillow ships with ComfyUI and the test extras
-            pass
-        except Exception as err:  # noqa: BLE001 - any decoder error means the same thing here
-            raise UsageError(
-                f"{role} image {str(p)!r} is not a readable image ({err}); re-export it as PNG or JPEG"
-            ) from None
-        return cls(p.resolve(), hashlib.sha256(data).hexdigest())
-
-
 @dataclass(frozen=True)
 class Pair:
     """One unit of work: the workflow, its checked input files (absolute paths) and its parameters."""
@@ -81,6 +54,7 @@ class Pair:
     params: dict
     reference_2: list[str] | None = None
     enhanced: str | None = None
+    row: int | None = None  # the batch CSV row / folder it came from (1-based), for the results
 
     @property
     def inputs(self) -> list[str]:
@@ -109,10 +83,11 @@ class GraphBuilder:
     """The API graph of one job spec on one server: the workflow (a crop of a one-face target bypasses its
     second-face group), the stand-ins when the server runs them, the uploaded inputs and the parameters."""
 
-    def __init__(self, client: ComfyClient, standin: bool, files: dict[str, str]):
+    def __init__(self, client: ComfyClient, standin: bool, files: dict[str, str], upscaler: str | None = None):
         self.client = client
         self.standin = standin
         self.files = files
+        self.upscaler = upscaler
         self.graphs: dict[str, dict] = {}  # job key -> the graph queued for it (progress titles, scores)
         self._object_info: dict | None = None
 
@@ -129,11 +104,13 @@ class GraphBuilder:
             from ..standins.substitution import to_standins  # stand-in runs only: never on a real-weights path
 
             graph = to_standins(graph, self.files)
+        else:
+            graph = set_upscaler(graph, self.upscaler)
         return graph
 
     def build(self, spec: dict, key: str, read: Callable[[str], bytes] | None = None) -> dict:
         """The graph to queue: inputs uploaded (bytes from ``read(path)``, default the local file), parameters set."""
-        read = read or (lambda p: Path(p).read_bytes())
+        read = read or upload_bytes  # the file, or its 8-bit RGB working copy when it needed changes
         params = dict(spec["params"])
         for role in ("reference", "reference_2"):
             if spec.get(role):
@@ -184,10 +161,7 @@ def scores_record(scores: dict, report: bytes | None, jobs_dir: Path, key: str) 
     """A job's scores with its report preview saved beside its outputs (``report``: the preview's bytes)."""
     record = dict(scores)
     if report is not None:
-        path = jobs_dir / f"{key}_report.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(report)
-        record["report_image"] = str(path)
+        record["report_image"] = str(replace_own(jobs_dir, f"{key}_report.png", report))
     return record
 
 
@@ -201,9 +175,9 @@ def score_of(row: dict) -> float:
     return -math.inf if v is None else float(v)
 
 
-def result_row(name: str, job: JobRow, seconds: float) -> dict:
+def result_row(name: str, job: JobRow, seconds: float, row: int | None = None) -> dict:
     """THE result row of one try (CSV and JSON), the same for local and Ray runs."""
-    return {"name": name, "try": job.spec["try"] + 1, "seed": job.spec["params"].get("seed"), "job": job.key,
+    return {"row": row, "name": name, "try": job.spec["try"] + 1, "seed": job.spec["params"].get("seed"), "job": job.key,
             "state": job.state, "error": job.error, "seconds": round(seconds, 2), "server": job.server,
             **(job.result or {})}  # fmt: skip
 
@@ -224,11 +198,14 @@ class PairRun:
     """One pair's tries on the journal: ``next_job()`` gives the key of the try to run (None when finished);
     ``record(job, seconds)`` takes its outcome; ``finish(out_dir)`` marks the best try and copies its files."""
 
-    def __init__(self, index: int, pair: Pair, gate: Gate, standin: bool, journal: Journal, batch: str):
+    def __init__(self, index: int, pair: Pair, gate: Gate, standin: bool, journal: Journal, batch: str,
+                 server: str = "", upscaler: str | None = None):  # fmt: skip
         self.index, self.pair, self.gate, self.standin = index, pair, gate, standin
         self.journal, self.batch = journal, batch
+        self.server, self.upscaler = server, upscaler
         self.rows: list[dict] = []
         self.failed = False
+        self.rejected = False  # the server refused the prompt (exit 4)
         self.finished = False
 
     @property
@@ -240,7 +217,9 @@ class PairRun:
         if params.get("seed") is not None:
             params["seed"] += t
         p = self.pair
-        return {"workflow": p.workflow, "reference": p.reference, "reference_2": p.reference_2, "target": p.target,
+        # everything that changes the result is in the key: inputs, options, the workflow's content, the server
+        return {"workflow": p.workflow, "workflow_sha": workflow_sha(p.workflow), "server": self.server,
+                "upscaler": self.upscaler, "reference": p.reference, "reference_2": p.reference_2, "target": p.target,
                 "enhanced": p.enhanced, "sha": p.sha, "params": params, "standin": self.standin, "try": t}  # fmt: skip
 
     def next_job(self) -> str | None:
@@ -253,7 +232,7 @@ class PairRun:
         return key
 
     def record(self, job: JobRow, seconds: float) -> None:
-        self.rows.append(result_row(self.pair.name, job, seconds))
+        self.rows.append(result_row(self.pair.name, job, seconds, self.pair.row))
         if job.state != "done":
             log.error("%s: %s", self.pair.name, job.error)
             self.failed = self.finished = True
@@ -270,20 +249,23 @@ class PairRun:
         if best is None:
             return True
         files = best.get("files") or []
-        if files:
-            dest = out_dir / f"{self.pair.name}_{'scored' if self.pair.enhanced else 'enhanced'}.png"
-            shutil.copyfile(files[0], dest)
-            best["output"] = str(dest)
+        if files:  # never over a different file: the next free <name>_enhanced-N.png (safe_names)
+            kind = "scored" if self.pair.enhanced else "enhanced"
+            best["output"] = str(write_new(out_dir, f"{self.pair.name}_{kind}", ".png", Path(files[0]).read_bytes()))
         if best.get("report_image"):
-            dest = out_dir / f"{self.pair.name}_report.png"
-            shutil.copyfile(best["report_image"], dest)
-            best["report_image"] = str(dest)
+            data = Path(best["report_image"]).read_bytes()
+            best["report_image"] = str(write_new(out_dir, f"{self.pair.name}_report", ".png", data))
         return self.gate.reached(best)
 
 
-def plan(pairs: list[Pair], gate: Gate, standin: bool, journal: Journal) -> list[PairRun]:
+def plan(pairs: list[Pair], gate: Gate, standin: bool, journal: Journal, server: str = "",
+         upscaler: str | None = None) -> list[PairRun]:  # fmt: skip
     batch = job_key([p.name for p in pairs], gate.min_similarity, gate.max_tries)
-    return [PairRun(i, pair, gate, standin, journal, batch) for i, pair in enumerate(pairs)]
+    return [PairRun(i, pair, gate, standin, journal, batch, server, upscaler) for i, pair in enumerate(pairs)]
+
+
+def workflow_sha(name: str) -> str:
+    return hashlib.sha256(json.dumps(load_workflow(name), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -291,27 +273,27 @@ class Outcome:
     rows: list[dict]
     failed: bool  # a job failed on the server
     gate_missed: bool  # some pair's best try is below --min-similarity
+    rejected: bool = False  # some pair's prompt did not validate
 
 
 def finish(runs: list[PairRun], out_dir: Path) -> Outcome:
     reached = [r.finish(out_dir) for r in runs]
-    return Outcome([row for r in runs for row in r.rows], any(r.failed for r in runs), not all(reached))
+    return Outcome([row for r in runs for row in r.rows], any(r.failed for r in runs), not all(reached),
+                   any(r.rejected for r in runs))  # fmt: skip
 
 
 def write_results(out_dir: Path, rows: list[dict], header: dict) -> None:
-    """likeness_results.json (``header`` + every row) and likeness_results.csv (CSV_COLUMNS)."""
-    (out_dir / "likeness_results.json").write_text(json.dumps({**header, "rows": rows}, indent=2, default=str))
-    with open(out_dir / "likeness_results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    """Merge this run's rows into likeness_results.json / .csv (results.py: every earlier run's rows survive)."""
+    merge_results(out_dir, rows, header)
 
 
 # -- local runs --------------------------------------------------------------------------------------------
 def run_local(client: ComfyClient, standin: bool, files: dict[str, str], runs: list[PairRun], journal: Journal,
-              jobs_dir: Path, progress: Any = None, job_timeout: float = 3600.0, server_wait: float = 300.0) -> None:  # fmt: skip
-    """Run every pair's tries one job at a time on one server (JobRunner: resumable, never twice)."""
-    builder = GraphBuilder(client, standin, files)
+              jobs_dir: Path, progress: Any = None, job_timeout: float = 3600.0, server_wait: float = 300.0,
+              upscaler: str | None = None) -> None:  # fmt: skip
+    """Run every pair's tries one job at a time on one server (JobRunner: resumable, never twice; a job another
+    process on the same journal is running is waited for, then found done). A rejected prompt fails its pair only."""
+    builder = GraphBuilder(client, standin, files, upscaler)
 
     def collect(job: JobRow, outputs: dict) -> dict:
         scores, img = scores_from_outputs(outputs, builder.titles(job.key, job.spec))
@@ -324,7 +306,12 @@ def run_local(client: ComfyClient, standin: bool, files: dict[str, str], runs: l
             if progress is not None:
                 progress.start(key, run.label, builder.graphs)
             t0 = time.monotonic()
-            outcome = runner.run(key)
+            try:
+                with locked(job_lock_path(journal.path, key)):
+                    job = runner.run(key).job
+            except PromptRejected:
+                job = journal.get(key)  # the runner recorded it failed, with the server's message
+                run.rejected = True
             if progress is not None:
                 progress.done()
-            run.record(outcome.job, time.monotonic() - t0)
+            run.record(job, time.monotonic() - t0)

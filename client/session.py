@@ -1,5 +1,11 @@
-"""The ComfyUI servers a run talks to: given by URL, or embedded headless ones started here (with tiny stand-in
-weights when the real model files are absent, said loudly). The same for local and Ray runs."""
+"""The ComfyUI servers a run talks to: given by URL, or embedded headless ones started here. The same for local
+and Ray runs.
+
+Never a silent stand-in (client/weights.py): tiny stand-in weights run only with ``--standins`` or in ``demo``
+with no models folder given, and the banner says so. Otherwise the models folder (``--models``, else
+``<--comfyui>/models``, else the pinned ComfyUI's) must hold every file (exit 4 naming each), and every server is
+checked to be ComfyUI with this pack (exit 3) and to list the files the workflows load (exit 4, before queueing).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,10 @@ from typing import Iterator
 
 from ..contract import MODEL_FILES
 from .api import ComfyClient
-from .provision import ensure_comfyui
+from .preflight import check_server
+from .provision import comfyui_dir, ensure_comfyui
 from .server import IMPORT_ROOT, PACK_DIR, EmbeddedServer, ServerStartError
+from .weights import check_models_folder, server_upscaler
 
 STANDINS_DIR = PACK_DIR / "standins" / "comfy_pack"
 
@@ -31,6 +39,9 @@ class ServerOptions:
     models: str | None = None
     http_timeout: float = 30.0
     workers: int = 1
+    upscaler: str | None = None  # --upscaler: the ESRGAN file in upscale_models
+    demo: bool = False  # likeness demo: stand-ins when no models folder is given
+    class_types: frozenset = frozenset()  # the node types the run's workflows use (checked on the server)
 
 
 @dataclass
@@ -41,6 +52,9 @@ class Session:
     missing: list[str]
     where: str
     http_timeout: float = 30.0
+    object_info: dict | None = None  # the first server's (the model-file check)
+    upscaler: str | None = None
+    identity: str = ""  # what job keys record about the server: its URL, or the embedded install and models
 
     def client(self, i: int = 0) -> ComfyClient:
         return ComfyClient(self.urls[i], timeout=self.http_timeout)
@@ -49,8 +63,8 @@ class Session:
         if self.standin:
             m = self.missing
             shown = ", ".join(m[:3]) + (f" and {len(m) - 3} more" if len(m) > 3 else "")
-            return f"LIKENESS ON STAND-IN RANDOM WEIGHTS (real model files absent: {shown}); images show plumbing, not quality"
-        return f"LIKENESS ON REAL WEIGHTS via {self.where}"
+            return f"LIKENESS ON STAND-IN RANDOM WEIGHTS ({shown}); images show plumbing, not quality"
+        return f"LIKENESS ON REAL WEIGHTS via {self.where}" + (f" (upscaler {self.upscaler})" if self.upscaler else "")
 
 
 def missing_real_weights(models_dir: Path | None) -> list[str]:
@@ -74,24 +88,44 @@ def write_standin_models(models: Path) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _models_choice(opts: ServerOptions, comfyui: Path) -> tuple[Path | None, str]:
+    """The models folder a real run uses and what named it; (None, reason) means stand-ins."""
+    if opts.standins:
+        return None, "--standins given"
+    if opts.models:
+        return Path(opts.models).expanduser().absolute(), "--models"
+    if opts.comfyui:
+        return comfyui / "models", "--comfyui"
+    if opts.demo:
+        return None, "demo without --models"
+    return comfyui / "models", "the pinned ComfyUI's models folder (no --models given)"
+
+
+def _checked(urls: list[str], opts: ServerOptions) -> dict:
+    """Each server is ComfyUI with this pack and the run's nodes (exit 3); returns the first one's /object_info."""
+    infos = [check_server(ComfyClient(u, timeout=opts.http_timeout), u, set(opts.class_types)) for u in urls]
+    return infos[0]
+
+
 @contextmanager
 def open_session(opts: ServerOptions) -> Iterator[Session]:
-    """The servers of a run, checked reachable (exit 3 otherwise); embedded ones are stopped on exit."""
+    """The servers of a run, checked (exit 3 / 4 before anything is queued); embedded ones are stopped on exit."""
     if opts.servers:
-        for url in opts.servers:
-            ComfyClient(url, timeout=opts.http_timeout).system_stats()
-        missing = ["(--standins given)"] if opts.standins else []
-        yield Session(list(opts.servers), opts.standins, {}, missing, ", ".join(opts.servers), opts.http_timeout)
+        info = _checked(list(opts.servers), opts)
+        upscaler = None if opts.standins else server_upscaler(info, opts.upscaler, opts.servers[0])
+        missing = ["--standins given"] if opts.standins else []
+        yield Session(list(opts.servers), opts.standins, {}, missing, ", ".join(opts.servers), opts.http_timeout,
+                      info, upscaler, ",".join(opts.servers))  # fmt: skip
         return
-    comfyui = Path(opts.comfyui).resolve() if opts.comfyui else ensure_comfyui()
-    models = Path(opts.models).resolve() if opts.models else None
-    if models is None and opts.comfyui and (comfyui / "models").is_dir():
-        models = comfyui / "models"
-    missing = missing_real_weights(models)
+    comfyui = Path(opts.comfyui).expanduser().resolve() if opts.comfyui else comfyui_dir()
+    models, why = _models_choice(opts, comfyui)
+    standin = models is None
+    upscaler = None if standin else check_models_folder(models, why, opts.upscaler)  # before any download
+    comfyui = comfyui if opts.comfyui else ensure_comfyui()
     with ExitStack() as stack:
         files: dict[str, str] = {}
         extra = {}
-        if missing:
+        if standin:
             models = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="likeness-models-")))
             files = write_standin_models(models)
             extra = {"likeness_standins": STANDINS_DIR}
@@ -101,5 +135,7 @@ def open_session(opts: ServerOptions) -> Iterator[Session]:
             server = stack.enter_context(EmbeddedServer(comfyui, custom_nodes=extra, models_dir=models, env=env))
             server.start()
             urls.append(server.url)
+        info = _checked(urls, opts)
         where = f"embedded ComfyUI at {', '.join(urls)} ({comfyui})"
-        yield Session(urls, bool(missing), files, missing, where, opts.http_timeout)
+        identity = f"embedded {comfyui} " + ("stand-ins" if standin else str(models))
+        yield Session(urls, standin, files, [why] if standin else [], where, opts.http_timeout, info, upscaler, identity)

@@ -23,15 +23,19 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def load_image(path: Path) -> Any:
-    """(H, W, 3) uint8 RGB numpy array, EXIF orientation applied (as ComfyUI's LoadImage does); only read."""
+    """(H, W, 3) uint8 RGB numpy array through the one image intake (image_intake.py: EXIF orientation applied as
+    ComfyUI's LoadImage does, 16-bit scaled not clipped to white, the first frame of an animation with a warning,
+    a bounded working copy of a huge photo, tiny or huge files refused); the file is only read."""
+    import logging
+
     import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from .image_intake import ImageRejected, open_image
 
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB")).copy()
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"image {path} does not exist: check the path") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"image {path} cannot be read ({exc}): re-save it as PNG or JPEG") from exc
+        intake = open_image(path)
+    except ImageRejected as exc:
+        raise ImageReadError(str(exc)) from None
+    for note in intake.notes:
+        logging.getLogger("likeness").warning("%s", note)
+    return np.asarray(intake.image).copy()

@@ -335,6 +335,9 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         args.input, args.output, judge, opts, captioner=captioner, overwrite=args.overwrite, progress=progress
     )
     summary = _dataset_summary(args, result, t0)
+    if not summary["kept"]:  # exit 0 with an empty training folder would look like success
+        dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
+        raise FaceError(f"no photo was kept of {summary['inputs']} (dropped: {dropped}): see {args.output / 'decisions.csv'}")
     _write(json.dumps(_jsonable(summary)) + "\n" if args.json else _dataset_text(judge, result, summary))
     return EXIT_OK
 
@@ -356,7 +359,17 @@ def run(args: argparse.Namespace) -> int:
         return command(args)
     except (FaceModelMissingError, JudgeUnavailableError, MissingPackageError) as exc:
         logger.error("missing model: %s", exc)
-        return EXIT_UNAVAILABLE
+        return _failed(args, EXIT_UNAVAILABLE, f"missing model: {exc}")
     except LikenessError as exc:  # every typed error of the pack (face, caption, weights files)
         logger.error("%s", exc)
-        return EXIT_USAGE
+        return _failed(args, EXIT_USAGE, str(exc))
+    except OSError as exc:  # a folder that cannot be written, a full disk: one line, no traceback
+        logger.error("%s: %s", exc.filename or "", exc.strerror or exc)
+        return _failed(args, EXIT_USAGE, f"{exc.filename or ''}: {exc.strerror or exc}")
+
+
+def _failed(args: argparse.Namespace, code: int, message: str) -> int:
+    """With --json, one JSON object on stdout for every exit code (the README's promise)."""
+    if getattr(args, "json", False):
+        _write(json.dumps({"exit_code": code, "error": message}) + "\n")
+    return code

@@ -38,6 +38,7 @@ from ..common.images import load_image
 from ..common.numbers import format_cell
 from ..face.errors import FaceError
 from ..face.judge import FaceJudge, sort_faces
+from .dataset_files import clear_previous, record
 from .dataset_steps import (  # noqa: F401  (re-exported: the steps are part of this module's interface)
     CONTACT_SHEET,
     DECISIONS_CSV,
@@ -321,10 +322,9 @@ def _write_training_set(
     """Crop, save and caption every remaining candidate into ``output_dir/train``; returns that folder."""
     train = output_dir / TRAIN_DIR
     train.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        for old in train.iterdir():
-            if old.is_file() and old.suffix.lower() in (*IMAGE_EXTENSIONS, ".txt"):
-                old.unlink()
+    if overwrite:  # only our own unchanged files go; the rest is moved aside and listed (dataset_files.py)
+        clear_previous(output_dir, train)
+    written: list[Path] = []
     used: set[str] = set()
     for d in candidates:
         if d.status != "candidate":
@@ -349,7 +349,8 @@ def _write_training_set(
         text = captioner.caption([crop], task="caption")[0] if captioner is not None else ""
         d.caption = render_caption(template, opts.trigger, d.shot, text)
         (train / f"{name}.txt").write_text(d.caption + "\n", encoding="utf-8")
-
+        written += [out, train / f"{name}.txt"]
+    record(output_dir, written)
     return train
 
 

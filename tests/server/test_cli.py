@@ -80,11 +80,13 @@ def test_likeness_gate_tries_new_seeds_keeps_the_best_and_exits_5(comfy, tmp_pat
     assert len({r["job"] for r in rows}) == 3
 
 
-def test_real_workflow_without_weights_exits_4_naming_node_and_input(comfy, tmp_path):
+def test_real_workflow_without_weights_exits_4_before_queueing_naming_file_and_folder(comfy, tmp_path):
+    queued_before = len(comfy.client.history_all())
     p = cli("enhance", "--ref", EXAMPLES / "reference.png", "--target", EXAMPLES / "target_drifted.png",
             "-o", tmp_path, "--server", comfy.server.url)  # fmt: skip
     assert p.returncode == 4, p.stderr[-3000:]
-    assert "(UNETLoader) input 'unet_name'" in p.stderr and "flux1-dev.safetensors" in p.stderr
+    assert "'flux1-dev.safetensors' for 'Flux.1-dev' (models/diffusion_models; the server has:" in p.stderr
+    assert "Traceback" not in p.stderr and len(comfy.client.history_all()) == queued_before  # nothing was queued
 
 
 def test_bad_inputs_exit_2_and_a_dead_server_exits_3(comfy, tmp_path):

@@ -203,6 +203,31 @@ def test_overwrite_replaces_an_earlier_output(tmp_path):
     assert sorted(p.name for p in (out / "train").iterdir()) == ["two.png", "two.txt"]
 
 
+def test_overwrite_keeps_hand_edited_captions_and_extra_files_aside(tmp_path):
+    """--overwrite removes only files it wrote and nobody changed; the rest is moved aside and listed."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photos.astronaut()).save(src / "one.png")
+    out = tmp_path / "out"
+    assert run(["dataset", str(src), "-o", str(out), "--buckets", "512x512"])[0] == 0
+    (out / "train" / "one.txt").write_text("ohwx person, hand-written caption\n")
+    (out / "train" / "notes.md").write_text("my notes\n")
+    assert run(["dataset", str(src), "-o", str(out), "--buckets", "512x512", "--overwrite"])[0] == 0
+    aside = list(out.glob("set_aside-*"))
+    assert len(aside) == 1
+    assert (aside[0] / "one.txt").read_text() == "ohwx person, hand-written caption\n"
+    assert (aside[0] / "notes.md").read_text() == "my notes\n"
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["one.png", "one.txt"]
+
+
+def test_a_dataset_that_keeps_no_photo_exits_2(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (256, 256), (120, 120, 120)).save(src / "wall.png")  # no face
+    code, _out = run(["dataset", str(src), "-o", str(tmp_path / "out")])[:2]
+    assert code == 2
+
+
 def test_a_captioner_fills_the_caption_field(tmp_path, judge):
     class Captioner:  # stand-in with face.caption's interface (Florence-2 itself is not run in tests)
         def __init__(self):
