@@ -140,6 +140,15 @@ class FaceJudge:
     def detect_embed(self, image_rgb_uint8: np.ndarray) -> list[FaceRecord]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def retry_sizes(self, sizes: Sequence[int]) -> tuple[int | None, ...]:
+        """Detector sizes to try in turn when no face is found (None = the judge's own); a backend without a
+        detector size tries once."""
+        return (None,)
+
+    def detect_embed_at(self, image_rgb_uint8: np.ndarray, size: int | None) -> list[FaceRecord]:
+        """``detect_embed`` with the detector at ``size`` (one of ``retry_sizes``)."""
+        return self.detect_embed(image_rgb_uint8)
+
     def embed_one(self, image: Any, order: str = "largest", index: int = 0) -> np.ndarray | None:
         """Embedding of one chosen face, or None when the image has no face (metrics turn None into NaN)."""
         picked = select_faces(self.detect_embed(to_rgb_uint8(image)), order=order, index=index)
@@ -317,13 +326,14 @@ class DlibJudge(FaceJudge):
         self._shape = _dlib_model("shape5", paths["shape5"])
         self._rec = _dlib_model("recognition", paths["recognition"])
 
-    def detect(self, image_rgb_uint8: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, Any]]:
+    def detect(self, image_rgb_uint8: np.ndarray, max_side: int | None = None) -> list[tuple[tuple[float, float, float, float], float, Any]]:
         """Boxes, scores and the dlib rectangles, without embedding (cheap: no ResNet pass)."""
         import dlib
 
         img = to_rgb_uint8(image_rgb_uint8)
         h, w = img.shape[:2]
-        scale = min(1.0, self.max_detect_side / max(h, w)) if self.max_detect_side > 0 else 1.0
+        limit = self.max_detect_side if max_side is None else int(max_side)
+        scale = min(1.0, limit / max(h, w)) if limit > 0 else 1.0
         small = img
         if scale < 1.0:
             import cv2
@@ -346,11 +356,18 @@ class DlibJudge(FaceJudge):
             out.append((box, float(score), rect))
         return out
 
-    def detect_embed(self, image_rgb_uint8: np.ndarray) -> list[FaceRecord]:
+    def retry_sizes(self, sizes: Sequence[int]) -> tuple[int | None, ...]:
+        """dlib's "detector size" is the side of the detection copy (its own bound first, then smaller ones)."""
+        return (None, *(int(s) for s in sizes if s < self.max_detect_side))
+
+    def detect_embed_at(self, image_rgb_uint8: np.ndarray, size: int | None) -> list[FaceRecord]:
+        return self.detect_embed(image_rgb_uint8, max_side=size)
+
+    def detect_embed(self, image_rgb_uint8: np.ndarray, max_side: int | None = None) -> list[FaceRecord]:
         import dlib
 
         img = to_rgb_uint8(image_rgb_uint8)
-        found = self.detect(img)
+        found = self.detect(img, max_side)
         if not found:
             return []
         shapes = dlib.full_object_detections()
@@ -474,17 +491,45 @@ class InsightFaceJudge(FaceJudge):
         self.name = f"insightface:{folder.name}"
         self.thresholds = dict(self.THRESHOLDS)
         self.commercial_use = "auraface" in folder.name.lower()
+        # The recogniser's file: face.recognizer fingerprints it (PuLID-Flux needs antelopev2's glintr100).
+        self.recognizer_file = str(app.models["recognition"].model_file)
+        det_shape = app.det_model.session.get_inputs()[0].shape
+        # A detector exported with a fixed input size ignores det_size (insightface keeps the model's own).
+        self._det_fixed = getattr(app.det_model, "static_input_size", None) is not None or (
+            len(det_shape) == 4 and all(isinstance(v, int) for v in det_shape[2:])
+        )
         out_shape = app.models["recognition"].output_shape
         dim = out_shape[-1] if out_shape else None
         self.embedding_dim = int(dim) if isinstance(dim, int) else 512
         # The anchor compares insightface's ``normed_embedding`` for every metric.
         self.normalize_embeddings = True
 
-    def detect_embed(self, image_rgb_uint8: np.ndarray) -> list[FaceRecord]:
+    def retry_sizes(self, sizes: Sequence[int]) -> tuple[int | None, ...]:
+        """Own det_size first, then the smaller of ``sizes`` (a fixed-size detector cannot change size)."""
+        if self._det_fixed:
+            return (None,)
+        return (None, *(int(s) for s in sizes if s < min(self.det_size)))
+
+    def detect_embed_at(self, image_rgb_uint8: np.ndarray, size: int | None) -> list[FaceRecord]:
+        return self.detect_embed(image_rgb_uint8, det_size=size)
+
+    def detect_embed(self, image_rgb_uint8: np.ndarray, det_size: int | None = None) -> list[FaceRecord]:
         img = to_rgb_uint8(image_rgb_uint8)
         bgr = np.ascontiguousarray(img[:, :, ::-1])
         with self._lock:
-            faces = self._app.get(bgr)
+            det = self._app.det_model
+            own = (det.input_size, getattr(det, "input_sizes", None))
+            if det_size is not None and not self._det_fixed:
+                # SCRFD.detect reads input_size (and insightface 2.1's input_sizes list) on every call.
+                det.input_size = (int(det_size), int(det_size))
+                if own[1] is not None:
+                    det.input_sizes = [det.input_size]
+            try:
+                faces = self._app.get(bgr)
+            finally:
+                det.input_size = own[0]
+                if own[1] is not None:
+                    det.input_sizes = own[1]
         records = []
         for f in faces:
             emb = getattr(f, "embedding", None)

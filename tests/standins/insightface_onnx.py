@@ -13,7 +13,11 @@ constant map; scores then pass through a Sigmoid, as in released SCRFD graphs. T
 requested face is one anchor (stride 16) with a high score; every other anchor has a very negative logit,
 so ``faces=0`` gives zero detections.
 
-Recogniser (ArcFace-style: square 112x112 input): AvgPool(16) -> Flatten -> Gemm(147 -> 512).
+Recogniser (ArcFace-style: square 112x112 input): AvgPool(16) -> Flatten -> Gemm(147 -> 512), plus a 2-channel
+IResNet tower with the real network's convolution layout (stem, two 3x3 convolutions per residual block, a strided
+1x1 shortcut per stage; blocks [3, 13, 30, 3] for antelopev2's glintr100 = 103 Conv nodes, [3, 4, 14, 3] for
+buffalo_l's w600k_r50 = 53) whose small output is added to the embedding, so face.recognizer can tell the packs
+apart by their graphs, as it does for the real files.
 """
 
 from __future__ import annotations
@@ -147,8 +151,55 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
     return path
 
 
-def write_tiny_recognizer(path: str | Path, dim: int = 512, seed: int = 0) -> Path:
-    """Write the ArcFace-style stand-in recogniser: 112x112 RGB crop -> ``dim`` floats (random projection)."""
+IRESNET_BLOCKS = {"iresnet100": (3, 13, 30, 3), "iresnet50": (3, 4, 14, 3)}
+_REC_ARCH = {"glintr100.onnx": "iresnet100", "w600k_r50.onnx": "iresnet50"}
+
+
+def _iresnet_tower(helper, numpy_helper, rng, blocks, dim, nodes, inits) -> str:
+    """A 2-channel IResNet (stem, [conv3x3, PReLU, conv3x3] blocks, strided 1x1 shortcut per stage) -> (B, dim)."""
+    c = 2
+    n = [0]
+
+    def conv(x, cin, k, stride, scale=0.05):
+        n[0] += 1
+        w = numpy_helper.from_array((rng.standard_normal((c, cin, k, k)) * scale).astype(np.float32), f"t_w{n[0]}")
+        inits.append(w)
+        out = f"t_c{n[0]}"
+        nodes.append(helper.make_node("Conv", [x, w.name], [out], name=f"tconv{n[0]}", kernel_shape=[k, k],
+                                      strides=[stride, stride], pads=[k // 2] * 4))
+        return out
+
+    def prelu(x):
+        n[0] += 1
+        slope = numpy_helper.from_array(np.full((c, 1, 1), 0.25, np.float32), f"t_p{n[0]}")
+        inits.append(slope)
+        nodes.append(helper.make_node("PRelu", [x, slope.name], [f"t_r{n[0]}"], name=f"tprelu{n[0]}"))
+        return f"t_r{n[0]}"
+
+    def add(a, b):
+        n[0] += 1
+        nodes.append(helper.make_node("Add", [a, b], [f"t_a{n[0]}"], name=f"tadd{n[0]}"))
+        return f"t_a{n[0]}"
+
+    x = prelu(conv("input.1", 3, 3, 1, 0.2))
+    for stage in blocks:  # 112 -> 56 -> 28 -> 14 -> 7
+        for i in range(stage):
+            stride = 2 if i == 0 else 1
+            y = conv(prelu(conv(x, c, 3, 1)), c, 3, stride)
+            x = add(y, conv(x, c, 1, 2, 0.5) if i == 0 else x)
+    nodes.append(helper.make_node("Flatten", [x], ["t_flat"], name="tflatten", axis=1))
+    w = numpy_helper.from_array((rng.standard_normal((dim, c * 49)) * 0.01).astype(np.float32), "t_fc_w")
+    inits.append(w)
+    nodes.append(helper.make_node("Gemm", ["t_flat", w.name], ["t_emb"], name="tfc", transB=1))
+    return "t_emb"
+
+
+def write_tiny_recognizer(path: str | Path, dim: int = 512, seed: int = 0, arch: str | None = None) -> Path:
+    """Write the ArcFace-style stand-in recogniser: 112x112 RGB crop -> ``dim`` floats (random projection).
+
+    ``arch`` ("iresnet100" / "iresnet50", default from the file name: glintr100.onnx / anything else) sets the
+    convolution layout of the tower, i.e. what face.recognizer sees.
+    """
     onnx, TensorProto, helper, numpy_helper = _helpers()
     rng = np.random.default_rng(seed)
     feats = 3 * 7 * 7
@@ -161,14 +212,18 @@ def write_tiny_recognizer(path: str | Path, dim: int = 512, seed: int = 0) -> Pa
             "AveragePool", ["input.1"], ["pooled"], name="avgpool", kernel_shape=[16, 16], strides=[16, 16]
         ),
         helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten", axis=1),
-        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["embedding"], name="fc", transB=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["proj"], name="fc", transB=1),
     ]
+    inits = [w, b]
+    arch = arch or _REC_ARCH.get(Path(path).name, "iresnet50")
+    tower = _iresnet_tower(helper, numpy_helper, np.random.default_rng(seed + 1), IRESNET_BLOCKS[arch], dim, nodes, inits)
+    nodes.append(helper.make_node("Add", ["proj", tower], ["embedding"], name="embed_add"))
     graph = helper.make_graph(
         nodes,
         "tiny_arcface",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["batch", 3, 112, 112])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
-        initializer=[w, b],
+        initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="likeness-tests")
     model.ir_version = _IR_VERSION
@@ -187,6 +242,7 @@ def write_tiny_insightface(
     rec_name: str = "w600k_r50.onnx",
     score: float = 0.9,
     seed: int = 0,
+    arch: str | None = None,
 ) -> Path:
     """Write a stand-in model pack (detector + recogniser) into ``folder``; return the folder.
 
@@ -194,7 +250,7 @@ def write_tiny_insightface(
     """
     folder = Path(folder)
     write_tiny_detector(folder / det_name, faces=faces, score=score)
-    write_tiny_recognizer(folder / rec_name, seed=seed)
+    write_tiny_recognizer(folder / rec_name, seed=seed, arch=arch)
     return folder
 
 
