@@ -10,7 +10,6 @@ import numpy as np
 import photos
 import pytest
 import torch
-
 from likeness.face.errors import NoFaceError
 from likeness.face.judge import DlibJudge, FaceJudge, InsightFaceJudge
 from likeness.pulid import reference as ref
