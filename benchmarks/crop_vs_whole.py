@@ -6,8 +6,8 @@ token ratios) with a quarter of flux1-dev's text tokens (64) and hidden 512 (sha
 proportion of linear-layer to attention cost near flux1-dev's at 1536x1024; at full size on 2 cores one job took
 minutes and the tiny VAE's mid-block attention at 1/8 resolution (24576 positions) outweighed sampling. One embedded ComfyUI runs workflows/api/likeness_enhance_whole.json and the crop workflow with its
 "Face 2" group bypassed (client.workflow_format.bypass_group + ui_to_api with the server's /object_info), both
-switched to the stand-ins (client.standins.to_standins) and then to the benchmark stand-in Flux and Union
-ControlNet (benchmarks/comfy_pack) so that sampling cost grows with the token count as flux1-dev's does. Variants:
+switched to the stand-ins (standins.substitution.to_standins) and then to the benchmark stand-in Flux and Union
+ControlNet (standins/bench_pack) so that sampling cost grows with the token count as flux1-dev's does. Variants:
 whole image (1536x1024 -> 6144 image tokens), crop at the fixed working size 1024 (4096 tokens) and at the
 shipped `auto` working size (the face box x 1.6 rounded up to 64, clamped to 768-1024: 768 here, 2304 tokens),
 times the scale (the auto bounds too); the same steps, interleaved. Per variant: job time without the model loaders
@@ -62,8 +62,8 @@ def _snap(v: float) -> int:
 @functools.lru_cache(maxsize=None)
 def auto_side(scale: float) -> int:
     """The working size Auto-crop's `auto` picks for the canvas: dlib's real face box, the same rule (face.geometry)."""
-    from face.geometry import auto_working_size, crop_box
-    from face.judge import DlibJudge, select_faces
+    from likeness.face.geometry import auto_working_size, crop_box
+    from likeness.face.judge import DlibJudge, select_faces
 
     img = canvas(scale)
     face = select_faces(DlibJudge().detect_embed(img), order="left-to-right", index=0)[0]
@@ -123,8 +123,9 @@ def main() -> int:
     steps = args.steps or (28 if args.gpu else 3)
     repeats = args.repeats or (1 if args.quick else 4)
 
-    from client.standins import fill, to_standins
-    from client.workflow_format import bypass_group, load_workflow, ui_to_api
+    from likeness.client.params import fill
+    from likeness.client.workflow_format import bypass_group, load_workflow, ui_to_api
+    from likeness.standins.substitution import to_standins
 
     with bl.Bench(gpu=args.gpu) as b:
         target = b.upload(canvas(scale), "bench_target.png")

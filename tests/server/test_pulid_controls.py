@@ -9,8 +9,7 @@ from graphs import face_noise as _face
 from graphs import t2i_flux
 from graphs import with_half_mask as _mask
 from graphs import with_pulid as _with_pulid
-
-from client.api import ExecutionFailed
+from likeness.client.api import ExecutionFailed
 
 
 def _run_img(comfy, graph):

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from face.geometry import (
+from likeness.face.geometry import (
     CropData,
     _lab_to_srgb,
     _srgb_to_lab,
@@ -461,7 +460,7 @@ def test_lab_conversion_matches_skimage_and_round_trips() -> None:
 
 
 def test_auto_working_size_is_the_smallest_covering_multiple_of_64_within_bounds() -> None:
-    from face.geometry import auto_working_size
+    from likeness.face.geometry import auto_working_size
 
     assert auto_working_size([(0, 0, 480, 470)], 256, 1024) == 512  # 480 -> 512
     assert auto_working_size([(0, 0, 480, 470), (10, 10, 650, 600)], 256, 1024) == 640  # the longest box counts

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from standins.insightface_onnx import write_tiny_insightface, write_tiny_recognizer
-
-from face.judge import InsightFaceJudge
-from face.recognizer import ANTELOPEV2, WrongFaceModelError, check_antelopev2, recognizer_fingerprint
+from likeness.face.judge import InsightFaceJudge
+from likeness.face.recognizer import ANTELOPEV2, WrongFaceModelError, check_antelopev2, recognizer_fingerprint
+from likeness.standins.insightface_onnx import write_tiny_insightface, write_tiny_recognizer
 
 
 def test_fingerprints_tell_glintr100_from_w600k_r50_at_the_same_widths(tmp_path):
@@ -34,7 +33,7 @@ def test_buffalo_l_files_in_a_folder_named_antelopev2_are_refused(tmp_path):
 
 def test_a_512d_recogniser_of_another_depth_and_dlib_are_refused(tmp_path):
     pytest.importorskip("dlib")
-    from face.judge import DlibJudge
+    from likeness.face.judge import DlibJudge
 
     with pytest.raises(WrongFaceModelError, match=r"dlib-resnet-v1 \(hog\) \(128-d embeddings\)\. .*antelopev2"):
         check_antelopev2(DlibJudge())

@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-
-from pulid import FUSIONS, fuse_id_tokens
+from likeness.pulid import FUSIONS, fuse_id_tokens
 
 # Two references, two tokens of width 2. Token norms: ref0 (5, 9), ref1 (0, 10).
 REF0 = [[3.0, 4.0], [9.0, 0.0]]

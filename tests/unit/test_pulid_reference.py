@@ -87,7 +87,7 @@ def test_detection_retries_640_to_320_in_steps_of_64_before_no_face(dlib_judge):
 
 
 def test_backends_report_the_sizes_they_can_retry(dlib_judge, tmp_path):
-    from standins.insightface_onnx import write_tiny_insightface
+    from likeness.standins.insightface_onnx import write_tiny_insightface
 
     assert dlib_judge.retry_sizes(ref.DETECT_SIZES) == (None, 640, 576, 512, 448, 384, 320)
     assert len(dlib_judge.detect_embed_at(photos.astronaut(), 320)) == 1  # a 320 px detection copy still finds her

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import FaceError, FaceModelMissingError
-from .judge import to_rgb_uint8
+from ..face.errors import FaceError, FaceModelMissingError
+from ..face.judge import to_rgb_uint8
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Command line for the offline tools: ``python -m face.cli eval ...`` and ``python -m face.cli dataset ...``
+"""Command line for the offline tools: ``python -m likeness.tools.cli eval ...`` and ``... dataset ...``
 (``likeness eval`` / ``likeness dataset`` forward here). Runs locally on the CPU, no ComfyUI server.
 
 Exit codes: 0 done; 2 bad arguments or inputs (the message names the value and the fix); 3 a model or the
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import FaceError, FaceModelMissingError, JudgeUnavailableError
+from ..face.errors import FaceError, FaceModelMissingError, JudgeUnavailableError
 
 logger = logging.getLogger("likeness.cli")
 
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_judge(args: argparse.Namespace) -> Any:
     """The judge the arguments ask for; its ``name`` is recorded next to every number."""
-    from .judge import get_judge
+    from ..face.judge import get_judge
 
     if args.judge == "insightface":
         if not args.insightface_dir:
@@ -315,7 +315,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise FaceError(f"--face-index {args.face_index} must be >= 0")
     parser_model = None
     if args.parsing is not None:
-        from .parsing import load_bisenet
+        from ..face.parsing import load_bisenet
 
         parser_model = load_bisenet(args.parsing)
     judge = make_judge(args)
