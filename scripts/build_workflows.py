@@ -580,8 +580,8 @@ def multi_id(info: dict) -> Graph:
         "1. Load a reference of each person (green; join several photos of one person with Batch Images).\n"
         "2. The masks here are the left and right halves of the 1216x832 image; draw your own (Load Image (as "
         "Mask), or a mask editor) for other layouts: keep them the size or at least the aspect of the image.\n"
-        "3. Describe both people in the prompt, left and right. 'Distance A/B' score each face (left to right) "
-        "against its own reference.",
+        "3. Describe both people in the prompt, left and right. 'Distance A/B' score each person "
+        "against its own reference, each on its own half of the image.",
         title="How to use", width=340, height=400,
     )
     models_note = g.note(MODELS_NOTE, title="Model files", width=340, height=300)
@@ -614,13 +614,15 @@ def multi_id(info: dict) -> Graph:
     save = g.add("SaveImage", "Save result", filename_prefix="likeness/multi_id")
     g.link(dec, 0, save, "images")
     scores = []
-    for i, (tag, _, ref, _, _) in enumerate(people):
-        d = g.add("LikenessFaceEmbedDistance", f"Distance {tag}", metric="cosine", threshold=0.0, face_order="left-to-right",
-                  face_index=i, reference_without_face="error")
+    for tag, side, ref, _, _ in people:  # each person is scored on their own half (no face there: NaN, not an error)
+        half = g.add("ImageCrop", f"{side.capitalize()} half", width=width // 2, height=height, x=0 if side == "left" else width // 2, y=0)
+        d = g.add("LikenessFaceEmbedDistance", f"Distance {tag}", metric="cosine", threshold=0.0, face_order="largest",
+                  face_index=0, reference_without_face="error")
+        g.link(dec, 0, half, "image")
         g.link(m["judge"], 0, d, "judge")
         g.link(ref, "IMAGE", d, "reference")
-        g.link(dec, 0, d, "images")
-        scores.append(d)
+        g.link(half, 0, d, "images")
+        scores += [half, d]
     (ta, _, ref_a, masks_a, apply_a), (tb, _, ref_b, masks_b, apply_b) = people
     g.layout([
         [("", GREY, [[how, models_note]])],
@@ -628,7 +630,7 @@ def multi_id(info: dict) -> Graph:
         [(f"Person {ta}: reference + left mask -> PuLID-Flux", GREEN, [[ref_a], masks_a, [apply_a]]),
          (f"Person {tb}: reference + right mask -> PuLID-Flux", CYAN, [[ref_b], masks_b, [apply_b]])],
         [("Prompt and generate 1216x832", PURPLE, [[prompt, guid, neg], [latent, ks, dec]])],
-        [("Save and score each person", YELLOW, [[save], scores])],
+        [("Save and score each person", YELLOW, [[save], scores[:2], scores[2:]])],
     ])
     return g
 
