@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..common.errors import LikenessError
 from ..face.errors import FaceError, FaceModelMissingError, JudgeUnavailableError
 
 logger = logging.getLogger("likeness.cli")
@@ -526,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FaceModelMissingError, JudgeUnavailableError, MissingPackageError) as exc:
         logger.error("missing model: %s", exc)
         return EXIT_MISSING_MODEL
-    except FaceError as exc:
+    except LikenessError as exc:  # every typed error of the pack (face, caption, weights files)
         logger.error("%s", exc)
         return EXIT_BAD_INPUT
 
