@@ -16,11 +16,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..contract import ANTELOPEV2 as ANTELOPEV2_DIR
 from .errors import FaceError
 
 __all__ = ["ANTELOPEV2", "RecognizerFingerprint", "WrongFaceModelError", "check_antelopev2", "recognizer_fingerprint"]
 
-ANTELOPEV2_FOLDER = "ComfyUI/models/insightface/models/antelopev2/"
+ANTELOPEV2_FOLDER = f"ComfyUI/models/insightface/models/{ANTELOPEV2_DIR}/"
 IRESNET_CONVS = {103: "IResNet-100", 53: "IResNet-50", 37: "IResNet-34", 21: "IResNet-18", 201: "IResNet-200"}
 
 

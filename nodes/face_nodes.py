@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from ..contract import ANTELOPEV2
 from ..face.judge import FACE_ORDERS, get_judge, select_faces, to_rgb_uint8
 from ..face.metrics import METRICS, face_embed_distance
 from ..face.overlay import annotate, format_score
@@ -28,7 +29,7 @@ def _judge_choices(default: str) -> list[str]:
 
 def _pulid_choices() -> list[str]:
     """Only antelopev2 packs: PuLID-Flux was trained on its recogniser (Apply PuLID-Flux checks the model itself)."""
-    names = ["antelopev2"] + [n for n in host.insightface_model_dirs() if "antelopev2" in n.lower() and n != "antelopev2"]
+    names = [ANTELOPEV2] + [n for n in host.insightface_model_dirs() if ANTELOPEV2 in n.lower() and n != ANTELOPEV2]
     return [f"insightface: {n}" for n in names]
 
 
