@@ -13,6 +13,7 @@ from ..face.judge import FACE_ORDERS
 from ..face.parsing import load_bisenet
 from ..face.recognizer import check_antelopev2
 from ..pulid import reference as reference_lib
+from ..pulid.errors import PulidInputError
 from . import comfy_adapter as host
 from .types import CATEGORY, EVA_CLIP, FACE_ANALYSIS, PULID
 
@@ -101,7 +102,7 @@ def _check_mask(mask):
     if mask is None:
         return None
     if mask.dim() not in (2, 3) or not torch.isfinite(mask).all():
-        raise ValueError(f"the mask must be a finite (H, W) or (B, H, W) MASK, got shape {tuple(mask.shape)}; connect a MASK output")
+        raise PulidInputError(f"the mask must be a finite (H, W) or (B, H, W) MASK, got shape {tuple(mask.shape)}; connect a MASK output")
     return mask if mask.dim() == 3 else mask[None]
 
 

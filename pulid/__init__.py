@@ -4,6 +4,7 @@ Imported both as top-level ``pulid`` (tests) and as ``likeness.pulid`` (ComfyUI)
 """
 
 from .config import PulidFluxConfig
+from .errors import PulidInputError
 from .fusion import FUSIONS, fuse_id_tokens
 from .loading import PulidCheckpointError, detect_config, expected_shapes, load_pulid_flux, load_pulid_flux_file
 from .model import IDFormer, PerceiverAttention, PerceiverAttentionCA, PulidFlux, build_pulid_flux, id_cond_from
@@ -29,6 +30,7 @@ __all__ = [
     "PulidCheckpointError",
     "PulidFlux",
     "PulidFluxConfig",
+    "PulidInputError",
     "TokenGridProbe",
     "build_pulid_flux",
     "ca_schedule",

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import PulidInputError
+
 __all__ = ["FUSIONS", "fuse_id_tokens"]
 
 FUSIONS = ("mean", "max", "concat", "norm_id", "max_token", "auto_weight")
@@ -34,9 +36,9 @@ def fuse_id_tokens(tokens: torch.Tensor, method: str = "mean", weight_min: float
         tokens = torch.cat([t if t.dim() == 3 else t.unsqueeze(0) for t in tokens], 0)
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or tokens.shape[0] < 1:
         shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise ValueError(f"fuse_id_tokens: tokens must be (N, K, D) with N >= 1, got {shape}")
+        raise PulidInputError(f"fuse_id_tokens: tokens must be (N, K, D) with N >= 1, got {shape}")
     if method not in FUSIONS:
-        raise ValueError(f"fusion {method!r} is not one of {', '.join(FUSIONS)}")
+        raise PulidInputError(f"fusion {method!r} is not one of {', '.join(FUSIONS)}")
     n, k, d = tokens.shape
     if method == "concat":
         return tokens.reshape(1, n * k, d)

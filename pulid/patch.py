@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from .errors import PulidInputError
 from .model import PerceiverAttentionCA, PulidFlux
 
 __all__ = [
@@ -124,7 +125,7 @@ def mask_token_weights(mask: torch.Tensor, grid: tuple[int, int], n_tokens: int)
     m = m[None] if m.dim() == 2 else m
     per = F.interpolate(m[:, None].clamp(0, 1), size=(h, w), mode="area").flatten(1)  # (B, h*w)
     if n_tokens < h * w:
-        raise ValueError(f"PuLID: {n_tokens} image tokens cannot hold the {h}x{w} token grid of the mask")
+        raise PulidInputError(f"PuLID: {n_tokens} image tokens cannot hold the {h}x{w} token grid of the mask")
     if n_tokens > h * w:
         per = torch.cat((per, per.new_zeros(per.shape[0], n_tokens - h * w)), 1)
     return per[:, :, None]
@@ -145,7 +146,7 @@ def _match_batch(x: torch.Tensor, b: int, what: str) -> torch.Tensor:
         return x.expand(b, *x.shape[1:])
     if b % x.shape[0] == 0:
         return x.repeat(b // x.shape[0], *([1] * (x.dim() - 1)))
-    raise ValueError(f"PuLID: {x.shape[0]} {what} cannot be matched to an image batch of {b}")
+    raise PulidInputError(f"PuLID: {x.shape[0]} {what} cannot be matched to an image batch of {b}")
 
 
 class _Injection:
@@ -356,7 +357,7 @@ def flux_block_patches(
     if sigma_start < sigma_end:
         logger.warning("PuLID: sigma_start %s < sigma_end %s, the patch will never apply", sigma_start, sigma_end)
     if uncond_tokens is not None and uncond_tokens.shape[-2:] != id_tokens.shape[-2:]:
-        raise ValueError(f"PuLID: uncond tokens {tuple(uncond_tokens.shape)} do not match id tokens {tuple(id_tokens.shape)}")
+        raise PulidInputError(f"PuLID: uncond tokens {tuple(uncond_tokens.shape)} do not match id tokens {tuple(id_tokens.shape)}")
     injection = _Injection(pulid, id_tokens, weight, sigma_start, sigma_end, mask, uncond_tokens)
     previous = previous or {}
     return {
