@@ -97,3 +97,21 @@ def test_backends_report_the_sizes_they_can_retry(dlib_judge, tmp_path):
     before = (det.input_size, list(det.input_sizes))
     judge.detect_embed(photos.astronaut(), det_size=320)
     assert (det.input_size, list(det.input_sizes)) == before
+
+
+def test_uncond_tokens_are_the_encoder_on_zero_inputs_fused_like_the_cond_ones(tmp_path):
+    """The official true-CFG negative ID: IDFormer(zeros like id_cond, zeros like every EVA hidden state)."""
+    from likeness import eva_clip, pulid
+    from likeness.standins.weights import write_tiny_eva, write_tiny_pulid
+
+    pm = pulid.load_pulid_flux_file(str(write_tiny_pulid(tmp_path / "p.safetensors")))
+    eva = eva_clip.load_eva_clip_file(str(write_tiny_eva(tmp_path / "e.safetensors")))
+    with torch.no_grad():
+        _, hidden = eva(torch.zeros(1, 3, eva.config.image_size, eva.config.image_size))
+        want = pm.encoder(torch.zeros(1, pm.config.id_cond_dim), [torch.zeros_like(h) for h in hidden])
+    zero = ref.zero_id_tokens(pm, eva)
+    torch.testing.assert_close(zero, want)
+    assert zero.abs().sum() > 0  # biases and learned queries: not zero tokens
+    enc = ref.ReferenceEncoder()
+    assert enc.zero_tokens(pm, "p", eva, "e", 3, "concat", 0.0, 1.0).shape == (1, 3 * zero.shape[1], zero.shape[2])
+    torch.testing.assert_close(enc.zero_tokens(pm, "p", eva, "e", 2, "mean", 0.0, 1.0), zero)
