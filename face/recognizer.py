@@ -60,7 +60,13 @@ def recognizer_fingerprint(path: str | os.PathLike) -> RecognizerFingerprint:
     st = os.stat(path)
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _CACHE:
-        import onnx  # insightface depends on it
+        try:
+            import onnx  # insightface depends on it
+        except ImportError as exc:
+            raise WrongFaceModelError(
+                f"cannot check the recogniser {Path(path).name}: the onnx package is missing (pip install onnx; "
+                "insightface normally installs it)"
+            ) from exc
 
         graph = onnx.load(str(path), load_external_data=False).graph
         init = {t.name for t in graph.initializer}
