@@ -83,7 +83,7 @@ def _matches(fp: RecognizerFingerprint) -> bool:
     return (fp.input_side, fp.output_dim, fp.convs) == (ANTELOPEV2.input_side, ANTELOPEV2.output_dim, ANTELOPEV2.convs)
 
 
-def check_antelopev2(judge, user: str = "Apply PuLID-Flux") -> RecognizerFingerprint:
+def check_antelopev2(judge, user: str = "PuLID-Flux") -> RecognizerFingerprint:
     """Raise WrongFaceModelError unless ``judge`` embeds faces with antelopev2's recogniser; return its fingerprint."""
     need = (
         f"{user} needs antelopev2's recogniser ({ANTELOPEV2.describe()}), the model PuLID-Flux was trained with: put "

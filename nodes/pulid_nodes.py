@@ -9,6 +9,7 @@ import torch
 
 from .. import eva_clip as eva_lib
 from .. import pulid as pulid_lib
+from ..contract import APPLY_PULID
 from ..face.judge import FACE_ORDERS
 from ..face.parsing import load_bisenet
 from ..face.recognizer import check_antelopev2
@@ -162,7 +163,7 @@ class LikenessApplyPulidFlux:
             raise ValueError("the reference image contains NaN or inf values; check the node that produced it")
         mask = _check_mask(mask)
         n_double, n_single = host.flux_block_counts(model)
-        check_antelopev2(face_analysis)  # before any encoding: a wrong recogniser gives a wrong identity, not an error
+        check_antelopev2(face_analysis, user=APPLY_PULID)  # before any encoding: a wrong recogniser gives a wrong identity, not an error
         if weight == 0:
             log.info("PuLID-Flux: weight 0, model returned unpatched")
             return (model,)
