@@ -562,6 +562,21 @@ def _half_mask(g: Graph, side: str, width: int, height: int) -> tuple[list[Node]
     return [base, half, mask], mask
 
 
+def _score_halves(g: Graph, m: dict, people: list, dec: Node, width: int, height: int) -> list[Node]:
+    """Each person scored on their own half of the image (no face there: NaN, not an error)."""
+    scores = []
+    for tag, side, ref, _, _ in people:
+        half = g.add("ImageCrop", f"{side.capitalize()} half", width=width // 2, height=height, x=0 if side == "left" else width // 2, y=0)
+        d = g.add("LikenessFaceEmbedDistance", f"Distance {tag}", metric="cosine", threshold=0.0, face_order="largest",
+                  face_index=0, reference_without_face="error")
+        g.link(dec, 0, half, "image")
+        g.link(m["judge"], 0, d, "judge")
+        g.link(ref, "IMAGE", d, "reference")
+        g.link(half, 0, d, "images")
+        scores += [half, d]
+    return scores
+
+
 def multi_id(info: dict) -> Graph:
     g = Graph(C.WORKFLOW_MULTI_ID, info)
     m = flux_loaders(g, control=False) | pulid_loaders(g)
@@ -608,16 +623,7 @@ def multi_id(info: dict) -> Graph:
     g.link(m["vae"], 0, dec, "vae")
     save = g.add("SaveImage", C.SAVE_RESULT, filename_prefix="likeness/multi_id")
     g.link(dec, 0, save, "images")
-    scores = []
-    for tag, side, ref, _, _ in people:  # each person is scored on their own half (no face there: NaN, not an error)
-        half = g.add("ImageCrop", f"{side.capitalize()} half", width=width // 2, height=height, x=0 if side == "left" else width // 2, y=0)
-        d = g.add("LikenessFaceEmbedDistance", f"Distance {tag}", metric="cosine", threshold=0.0, face_order="largest",
-                  face_index=0, reference_without_face="error")
-        g.link(dec, 0, half, "image")
-        g.link(m["judge"], 0, d, "judge")
-        g.link(ref, "IMAGE", d, "reference")
-        g.link(half, 0, d, "images")
-        scores += [half, d]
+    scores = _score_halves(g, m, people, dec, width, height)
     (ta, _, ref_a, masks_a, apply_a), (tb, _, ref_b, masks_b, apply_b) = people
     g.layout([
         [("", GREY, [[how, models_note]])],
