@@ -18,6 +18,9 @@ IResNet tower with the real network's convolution layout (stem, two 3x3 convolut
 1x1 shortcut per stage; blocks [3, 13, 30, 3] for antelopev2's glintr100 = 103 Conv nodes, [3, 4, 14, 3] for
 buffalo_l's w600k_r50 = 53) whose small output is added to the embedding, so face.recognizer can tell the packs
 apart by their graphs, as it does for the real files.
+
+The files are written by our own ONNX encoder (``onnx_proto``), so the demo needs no ``onnx`` package; the
+graphs are built through a writer object, and the unit tests pass an ``onnx``-backed one to prove the bytes equal.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .onnx_proto import ProtoWriter
+
 __all__ = [
+    "build_detector",
+    "build_recognizer",
     "DET_SIZE",
     "write_tiny_detector",
     "write_tiny_recognizer",
@@ -46,8 +53,7 @@ _TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float32,
 )
-_OPSET = 13
-_IR_VERSION = 8
+_MODEL_META = dict(opset=13, ir_version=8, producer="likeness-tests")
 
 
 def face_boxes_in_det_frame(faces: int, box_size: float | None = None) -> list[tuple[float, float, float, float]]:
@@ -67,54 +73,31 @@ def face_boxes_in_det_frame(faces: int, box_size: float | None = None) -> list[t
     return boxes
 
 
-def _helpers():
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    return onnx, TensorProto, helper, numpy_helper
-
-
-def _add_head(g: dict, kind: str, stride: int, channels_per_anchor: int, bias: np.ndarray, const: np.ndarray | None) -> None:
+def _add_head(w, g: dict, kind: str, stride: int, channels_per_anchor: int, bias: np.ndarray, const: np.ndarray | None) -> None:
     """One SCRFD output head (score, bbox or kps at one stride) as a zero 1x1 conv plus constants."""
-    helper, numpy_helper, TensorProto = g["helper"], g["numpy_helper"], g["TensorProto"]
     nodes, inits, outputs = g["nodes"], g["inits"], g["outputs"]
     tag = f"{kind}_{stride}"
     c = channels_per_anchor * _ANCHORS
-    w = numpy_helper.from_array(np.zeros((c, 3, 1, 1), np.float32), f"{tag}_w")
-    b = numpy_helper.from_array(bias.astype(np.float32), f"{tag}_b")
-    inits.extend([w, b])
-    nodes.append(
-        helper.make_node(
-            "Conv",
-            ["input.1", w.name, b.name],
-            [f"{tag}_conv"],
-            name=f"conv_{tag}",
-            kernel_shape=[1, 1],
-            strides=[stride, stride],
-        )
-    )
+    inits += [w.tensor(f"{tag}_w", np.zeros((c, 3, 1, 1), np.float32)), w.tensor(f"{tag}_b", bias.astype(np.float32))]
+    conv = dict(kernel_shape=[1, 1], strides=[stride, stride])
+    nodes.append(w.node("Conv", ["input.1", f"{tag}_w", f"{tag}_b"], [f"{tag}_conv"], f"conv_{tag}", **conv))
     cur = f"{tag}_conv"
     if const is not None:
-        k = numpy_helper.from_array(const.astype(np.float32), f"{tag}_map")
-        inits.append(k)
-        nodes.append(helper.make_node("Add", [cur, k.name], [f"{tag}_add"], name=f"add_{tag}"))
+        inits.append(w.tensor(f"{tag}_map", const.astype(np.float32)))
+        nodes.append(w.node("Add", [cur, f"{tag}_map"], [f"{tag}_add"], f"add_{tag}"))
         cur = f"{tag}_add"
     if kind == "score":
-        nodes.append(helper.make_node("Sigmoid", [cur], [f"{tag}_sig"], name=f"sigmoid_{tag}"))
+        nodes.append(w.node("Sigmoid", [cur], [f"{tag}_sig"], f"sigmoid_{tag}"))
         cur = f"{tag}_sig"
-    nodes.append(helper.make_node("Transpose", [cur], [f"{tag}_nhwc"], name=f"transpose_{tag}", perm=[0, 2, 3, 1]))
-    shape = numpy_helper.from_array(np.array([-1, channels_per_anchor], np.int64), f"{tag}_shape")
-    inits.append(shape)
-    nodes.append(helper.make_node("Reshape", [f"{tag}_nhwc", shape.name], [tag], name=f"reshape_{tag}"))
+    nodes.append(w.node("Transpose", [cur], [f"{tag}_nhwc"], f"transpose_{tag}", perm=[0, 2, 3, 1]))
+    inits.append(w.tensor(f"{tag}_shape", np.array([-1, channels_per_anchor], np.int64)))
+    nodes.append(w.node("Reshape", [f"{tag}_nhwc", f"{tag}_shape"], [tag], f"reshape_{tag}"))
     side = DET_SIZE // stride
-    outputs[kind].append(
-        helper.make_tensor_value_info(tag, TensorProto.FLOAT, [side * side * _ANCHORS, channels_per_anchor])
-    )
+    outputs[kind].append(w.value_info(tag, [side * side * _ANCHORS, channels_per_anchor]))
 
 
-def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, box_size: float | None = None) -> Path:
-    """Write the SCRFD-style stand-in detector that always reports ``faces`` faces (0 for none)."""
-    onnx, TensorProto, helper, numpy_helper = _helpers()
+def build_detector(writer, faces: int = 1, score: float = 0.9, box_size: float | None = None):
+    """The SCRFD-style stand-in detector through ``writer`` (``ProtoWriter`` gives the file's bytes)."""
     if faces < 0 or faces > 8:
         raise ValueError("faces must be between 0 and 8")
     if not 0.5 < score < 1.0:
@@ -122,13 +105,7 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
     boxes = face_boxes_in_det_frame(faces, box_size)
     face_logit = math.log(score / (1.0 - score))
     off_logit = -30.0  # sigmoid(-30) ~ 1e-13: never a detection
-
-    nodes, inits = [], []
-    x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, DET_SIZE, DET_SIZE])
-    outputs = {"score": [], "bbox": [], "kps": []}
-
-    g = dict(helper=helper, numpy_helper=numpy_helper, TensorProto=TensorProto, nodes=nodes, inits=inits, outputs=outputs)
-
+    g = dict(nodes=[], inits=[], outputs={"score": [], "bbox": [], "kps": []})
     size = boxes[0][2] - boxes[0][0] if boxes else 100.0
     half = size / 2.0
     # Landmarks relative to the box centre: the template scaled from 112 px to the box size.
@@ -140,104 +117,95 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
             for x0, y0, x1, y1 in boxes:
                 cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
                 logits[0, 0, int(cy) // stride, int(cx) // stride] = face_logit
-        _add_head(g, "score", stride, 1, np.zeros(_ANCHORS), logits)
+        _add_head(writer, g, "score", stride, 1, np.zeros(_ANCHORS), logits)
         # SCRFD multiplies bbox/kps predictions by the stride; distances are (left, top, right, bottom).
-        _add_head(g, "bbox", stride, 4, np.tile(np.full(4, half / stride), _ANCHORS), None)
-        _add_head(g, "kps", stride, 10, np.tile(kps_rel.reshape(-1) / stride, _ANCHORS), None)
-
-    graph = helper.make_graph(
-        nodes, "tiny_scrfd", [x], outputs["score"] + outputs["bbox"] + outputs["kps"], initializer=inits
+        _add_head(writer, g, "bbox", stride, 4, np.tile(np.full(4, half / stride), _ANCHORS), None)
+        _add_head(writer, g, "kps", stride, 10, np.tile(kps_rel.reshape(-1) / stride, _ANCHORS), None)
+    outs = g["outputs"]
+    x = writer.value_info("input.1", [1, 3, DET_SIZE, DET_SIZE])
+    return writer.model(
+        "tiny_scrfd", g["nodes"], [x], outs["score"] + outs["bbox"] + outs["kps"], g["inits"], **_MODEL_META
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="likeness-tests")
-    model.ir_version = _IR_VERSION
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 IRESNET_BLOCKS = {"iresnet100": (3, 13, 30, 3), "iresnet50": (3, 4, 14, 3)}
-_REC_ARCH = {"glintr100.onnx": "iresnet100", "w600k_r50.onnx": "iresnet50"}
+REC_ARCH = {"glintr100.onnx": "iresnet100", "w600k_r50.onnx": "iresnet50"}
 
 
-def _iresnet_tower(helper, numpy_helper, rng, blocks, dim, nodes, inits) -> str:
+def _iresnet_tower(w, rng, blocks, dim: int, nodes: list, inits: list) -> str:
     """A 2-channel IResNet (stem, [conv3x3, PReLU, conv3x3] blocks, strided 1x1 shortcut per stage) -> (B, dim)."""
-    c = 2
-    n = [0]
+    c, n = 2, [0]
 
     def conv(x, cin, k, stride, scale=0.05):
         n[0] += 1
-        w = numpy_helper.from_array((rng.standard_normal((c, cin, k, k)) * scale).astype(np.float32), f"t_w{n[0]}")
-        inits.append(w)
-        out = f"t_c{n[0]}"
-        nodes.append(helper.make_node("Conv", [x, w.name], [out], name=f"tconv{n[0]}", kernel_shape=[k, k],
-                                      strides=[stride, stride], pads=[k // 2] * 4))
-        return out
+        inits.append(w.tensor(f"t_w{n[0]}", (rng.standard_normal((c, cin, k, k)) * scale).astype(np.float32)))
+        nodes.append(w.node("Conv", [x, f"t_w{n[0]}"], [f"t_c{n[0]}"], f"tconv{n[0]}", kernel_shape=[k, k],
+                            strides=[stride, stride], pads=[k // 2] * 4))
+        return f"t_c{n[0]}"
 
     def prelu(x):
         n[0] += 1
-        slope = numpy_helper.from_array(np.full((c, 1, 1), 0.25, np.float32), f"t_p{n[0]}")
-        inits.append(slope)
-        nodes.append(helper.make_node("PRelu", [x, slope.name], [f"t_r{n[0]}"], name=f"tprelu{n[0]}"))
+        inits.append(w.tensor(f"t_p{n[0]}", np.full((c, 1, 1), 0.25, np.float32)))
+        nodes.append(w.node("PRelu", [x, f"t_p{n[0]}"], [f"t_r{n[0]}"], f"tprelu{n[0]}"))
         return f"t_r{n[0]}"
 
     def add(a, b):
         n[0] += 1
-        nodes.append(helper.make_node("Add", [a, b], [f"t_a{n[0]}"], name=f"tadd{n[0]}"))
+        nodes.append(w.node("Add", [a, b], [f"t_a{n[0]}"], f"tadd{n[0]}"))
         return f"t_a{n[0]}"
 
     x = prelu(conv("input.1", 3, 3, 1, 0.2))
     for stage in blocks:  # 112 -> 56 -> 28 -> 14 -> 7
         for i in range(stage):
-            stride = 2 if i == 0 else 1
-            y = conv(prelu(conv(x, c, 3, 1)), c, 3, stride)
+            y = conv(prelu(conv(x, c, 3, 1)), c, 3, 2 if i == 0 else 1)
             x = add(y, conv(x, c, 1, 2, 0.5) if i == 0 else x)
-    nodes.append(helper.make_node("Flatten", [x], ["t_flat"], name="tflatten", axis=1))
-    w = numpy_helper.from_array((rng.standard_normal((dim, c * 49)) * 0.01).astype(np.float32), "t_fc_w")
-    inits.append(w)
-    nodes.append(helper.make_node("Gemm", ["t_flat", w.name], ["t_emb"], name="tfc", transB=1))
+    nodes.append(w.node("Flatten", [x], ["t_flat"], "tflatten", axis=1))
+    inits.append(w.tensor("t_fc_w", (rng.standard_normal((dim, c * 49)) * 0.01).astype(np.float32)))
+    nodes.append(w.node("Gemm", ["t_flat", "t_fc_w"], ["t_emb"], "tfc", transB=1))
     return "t_emb"
+
+
+def build_recognizer(writer, dim: int = 512, seed: int = 0, arch: str = "iresnet50"):
+    """The ArcFace-style stand-in recogniser through ``writer``: 112x112 RGB crop -> ``dim`` floats; ``arch`` sets
+    the convolution layout of the tower (what face.recognizer fingerprints)."""
+    rng = np.random.default_rng(seed)
+    feats = 3 * 7 * 7
+    w = (rng.standard_normal((dim, feats)) / math.sqrt(feats)).astype(np.float32)
+    b = (rng.standard_normal(dim) * 0.01).astype(np.float32)
+    # Node names must not start with "Sub"/"Mul": insightface reads those as an mxnet graph with built-in
+    # normalisation and would then feed 0..255 pixels instead of (x - 127.5) / 127.5.
+    nodes = [
+        writer.node("AveragePool", ["input.1"], ["pooled"], "avgpool", kernel_shape=[16, 16], strides=[16, 16]),
+        writer.node("Flatten", ["pooled"], ["flat"], "flatten", axis=1),
+        writer.node("Gemm", ["flat", "fc_w", "fc_b"], ["proj"], "fc", transB=1),
+    ]
+    inputs = [writer.value_info("input.1", ["batch", 3, 112, 112])]
+    outputs = [writer.value_info("embedding", ["batch", dim])]
+    inits = [writer.tensor("fc_w", w), writer.tensor("fc_b", b)]
+    tower = _iresnet_tower(writer, np.random.default_rng(seed + 1), IRESNET_BLOCKS[arch], dim, nodes, inits)
+    nodes.append(writer.node("Add", ["proj", tower], ["embedding"], "embed_add"))
+    return writer.model("tiny_arcface", nodes, inputs, outputs, inits, **_MODEL_META)
+
+
+def _write(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, box_size: float | None = None) -> Path:
+    """Write the SCRFD-style stand-in detector that always reports ``faces`` faces (0 for none)."""
+    return _write(path, build_detector(ProtoWriter(), faces=faces, score=score, box_size=box_size))
 
 
 def write_tiny_recognizer(path: str | Path, dim: int = 512, seed: int = 0, arch: str | None = None) -> Path:
     """Write the ArcFace-style stand-in recogniser: 112x112 RGB crop -> ``dim`` floats (random projection).
 
-    ``arch`` ("iresnet100" / "iresnet50", default from the file name: glintr100.onnx / anything else) sets the
-    convolution layout of the tower, i.e. what face.recognizer sees.
+    ``arch`` ("iresnet100" / "iresnet50") defaults from the file name: glintr100.onnx / anything else.
     """
-    onnx, TensorProto, helper, numpy_helper = _helpers()
-    rng = np.random.default_rng(seed)
-    feats = 3 * 7 * 7
-    w = numpy_helper.from_array((rng.standard_normal((dim, feats)) / math.sqrt(feats)).astype(np.float32), "fc_w")
-    b = numpy_helper.from_array((rng.standard_normal(dim) * 0.01).astype(np.float32), "fc_b")
-    # Node names must not start with "Sub"/"Mul": insightface reads those as an mxnet graph with built-in
-    # normalisation and would then feed 0..255 pixels instead of (x - 127.5) / 127.5.
-    nodes = [
-        helper.make_node(
-            "AveragePool", ["input.1"], ["pooled"], name="avgpool", kernel_shape=[16, 16], strides=[16, 16]
-        ),
-        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten", axis=1),
-        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["proj"], name="fc", transB=1),
-    ]
-    inits = [w, b]
-    arch = arch or _REC_ARCH.get(Path(path).name, "iresnet50")
-    tower = _iresnet_tower(helper, numpy_helper, np.random.default_rng(seed + 1), IRESNET_BLOCKS[arch], dim, nodes, inits)
-    nodes.append(helper.make_node("Add", ["proj", tower], ["embedding"], name="embed_add"))
-    graph = helper.make_graph(
-        nodes,
-        "tiny_arcface",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["batch", 3, 112, 112])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="likeness-tests")
-    model.ir_version = _IR_VERSION
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    arch = arch or REC_ARCH.get(Path(path).name, "iresnet50")
+    return _write(path, build_recognizer(ProtoWriter(), dim=dim, seed=seed, arch=arch))
 
 
 def write_tiny_insightface(
@@ -248,7 +216,6 @@ def write_tiny_insightface(
     rec_name: str = "w600k_r50.onnx",
     score: float = 0.9,
     seed: int = 0,
-    arch: str | None = None,
 ) -> Path:
     """Write a stand-in model pack (detector + recogniser) into ``folder``; return the folder.
 
@@ -256,7 +223,7 @@ def write_tiny_insightface(
     """
     folder = Path(folder)
     write_tiny_detector(folder / det_name, faces=faces, score=score)
-    write_tiny_recognizer(folder / rec_name, seed=seed, arch=arch)
+    write_tiny_recognizer(folder / rec_name, seed=seed)
     return folder
 
 
