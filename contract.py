@@ -66,6 +66,7 @@ WORKFLOW_ENHANCE_WHOLE = "likeness_enhance_whole"
 WORKFLOW_ENHANCE_CROP = "likeness_enhance_crop"
 WORKFLOW_SCORE = "likeness_score"
 WORKFLOW_AVATAR = "likeness_avatar"
+WORKFLOW_MULTI_ID = "likeness_multi_id"  # two masked Apply PuLID-Flux nodes: two people in one generation
 
 # -- /history: what the nodes publish under outputs[node_id] ------------------------------------------------
 HISTORY_FACE_DISTANCE = "likeness_face_distance"  # Face Embed Distance: one record per image

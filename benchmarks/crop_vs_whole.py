@@ -1,15 +1,16 @@
 """Face-crop vs whole-image enhancement of a 1536x1024 target at the same steps, through the shipped workflows.
 
-The target is a real photo (scikit-image's astronaut, 512x512) placed on a 1536x1024 canvas; the reference is
-the same photo. On CPU the whole geometry is halved (768x512 target, crop working sizes 512 and 384: the same
+The target is a real photo (scikit-image's Grace Hopper portrait scaled 1.6x, so her face box is ~300 px, a
+realistic face in a 1536x1024 photo) placed on a 1536x1024 canvas of another photo; the reference is the portrait. On CPU the whole geometry is halved (768x512 target, crop working sizes 512 and 384: the same
 token ratios) with a quarter of flux1-dev's text tokens (64) and hidden 512 (shape cpu-scaled), which keeps the
 proportion of linear-layer to attention cost near flux1-dev's at 1536x1024; at full size on 2 cores one job took
 minutes and the tiny VAE's mid-block attention at 1/8 resolution (24576 positions) outweighed sampling. One embedded ComfyUI runs workflows/api/likeness_enhance_whole.json and the crop workflow with its
 "Face 2" group bypassed (client.workflow_format.bypass_group + ui_to_api with the server's /object_info), both
 switched to the stand-ins (standins.substitution.to_standins) and then to the benchmark stand-in Flux and Union
 ControlNet (standins/bench_pack) so that sampling cost grows with the token count as flux1-dev's does. Variants:
-whole image (1536x1024 -> 6144 image tokens), crop at the shipped working size 1024 (4096 tokens) and at 768
-(2304 tokens), times the scale; the same steps, interleaved. Per variant: job time without the model loaders
+whole image (1536x1024 -> 6144 image tokens), crop at the fixed working size 1024 (4096 tokens) and at the
+shipped `auto` working size (the face box x 1.6 rounded up to 64, clamped to 768-1024: 768 here, 2304 tokens),
+times the scale (the auto bounds too); the same steps, interleaved. Per variant: job time without the model loaders
 (the server keeps models between jobs), the KSampler node, its median step (from /ws progress events), VAE
 encode + decode and the rest, as the server's CPU seconds on CPU (benchlib.SINGLE_THREAD: other load on the
 shared machine stretches wall time much more) and wall seconds on a GPU, median of the jobs; ratio crop/whole of
@@ -23,10 +24,14 @@ count against the measurement) and for flux1-dev + Union-Pro (5 + 10 blocks) wit
 
 from __future__ import annotations
 
+import functools
+
 import benchlib as bl
 
 SIZE = (1536, 1024)
-VARIANTS = {"whole": None, "crop 1024": 1024, "crop 768": 768}
+VARIANTS = {"whole": None, "crop 1024": 1024, "crop auto": "auto"}
+AUTO_BOUNDS = (768, 1024)
+PORTRAIT_SCALE, PORTRAIT_AT = 1.6, (358, 32)
 
 
 FIGURES = ("job", "sampling", "step", "vae", "rest")
@@ -50,9 +55,38 @@ def sampling_macs(shape: dict, image_tokens: int, cn_active: float = 0.7) -> flo
     return per_block * (shape["depth"] + shape["depth_single_blocks"] + cn_active * (shape["cn_depth"] + shape["cn_single"]))
 
 
+def _snap(v: float) -> int:
+    return int(round(v / 16)) * 16
+
+
+@functools.lru_cache(maxsize=None)
+def auto_side(scale: float) -> int:
+    """The working size Auto-crop's `auto` picks for the canvas: dlib's real face box, the same rule (face.geometry)."""
+    from likeness.face.geometry import auto_working_size, crop_box
+    from likeness.face.judge import DlibJudge, select_faces
+
+    img = canvas(scale)
+    face = select_faces(DlibJudge().detect_embed(img), order="left-to-right", index=0)[0]
+    box = crop_box(face.box, img.shape[:2], 1.6, 1.0)
+    return auto_working_size([box], *(_snap(b * scale) for b in AUTO_BOUNDS))
+
+
 def side(variant: str, scale: float) -> int | None:
     s = VARIANTS[variant]
-    return None if s is None else int(round(s * scale / 16)) * 16
+    if s == "auto":
+        return auto_side(scale)
+    return None if s is None else _snap(s * scale)
+
+
+def set_crop_size(api: dict, variant: str, scale: float) -> dict:
+    """Fixed variants set size_mode=fixed + working_size; `auto` keeps the workflow's auto with scaled bounds."""
+    lo, hi = (_snap(b * scale) for b in AUTO_BOUNDS)
+    for node in api.values():
+        if node["class_type"] == "LikenessAutoCropFace" and node.get("_meta", {}).get("title", "").startswith("Crop target"):
+            node["inputs"].update(auto_min=lo, auto_max=hi, size_mode="auto" if VARIANTS[variant] == "auto" else "fixed")
+            if VARIANTS[variant] != "auto":
+                node["inputs"]["working_size"] = side(variant, scale)
+    return api
 
 
 def tokens_of(variant: str, scale: float = 1.0) -> int:
@@ -69,7 +103,9 @@ def canvas(scale: float):
     from PIL import Image
 
     bg = Image.fromarray(skimage.data.coffee()).resize(SIZE, Image.BICUBIC)
-    bg.paste(Image.fromarray(photos.astronaut()), (640, 256))
+    portrait = Image.fromarray(photos.grace_hopper())
+    portrait = portrait.resize((round(portrait.width * PORTRAIT_SCALE), round(portrait.height * PORTRAIT_SCALE)), Image.LANCZOS)
+    bg.paste(portrait, PORTRAIT_AT)
     w, h = (int(round(x * scale / 16)) * 16 for x in SIZE)
     return np.asarray(bg.resize((w, h), Image.LANCZOS) if (w, h) != SIZE else bg)
 
@@ -100,7 +136,7 @@ def _print_results(b, args, med: dict, shape: dict, scale: float, steps: int, re
     bl.out("multiply-adds per step / whole: " + "; ".join(pred))
     fits = max(ws for ws in range(256, 1025, 64) if sampling_macs(fd, (ws // 16) ** 2) <= 0.5 * sampling_macs(fd, tokens_of("whole")))
     bl.out(f"flux1-dev: largest crop working size (multiple of 64) whose sampling multiply-adds are <= 0.5 x whole: {fits}")
-    bl.out("target: crop / whole <= 0.5 (job time, crop at the shipped working size 1024)")
+    bl.out("target: crop / whole <= 0.45 of the whole job at flux1-dev token counts, crop at the shipped auto working size")
 
 
 def main() -> int:
@@ -124,7 +160,7 @@ def main() -> int:
         target = b.upload(canvas(scale), "bench_target.png")
         import photos
 
-        ref = b.upload(photos.astronaut(), "bench_reference.png")
+        ref = b.upload(photos.grace_hopper(), "bench_reference.png")
         info = b.client.object_info()
         whole = load_workflow("likeness_enhance_whole")
         crop = ui_to_api(bypass_group(load_workflow("likeness_enhance_crop", api=False), "Face 2"), info)
@@ -132,11 +168,10 @@ def main() -> int:
         def build(variant: str, seed: int) -> dict:
             api = whole if VARIANTS[variant] is None else crop
             params = {"reference": ref, "target": target, "seed": seed, "output_prefix": "bench/crop_vs_whole"}
-            if VARIANTS[variant] is not None:
-                params["working_size"] = side(variant, scale)
-            return bl.to_bench(fill(to_standins(api, b.files, steps=steps), **params), shape, b.models)
+            g = fill(to_standins(api, b.files, steps=steps), **params)
+            return bl.to_bench(g if VARIANTS[variant] is None else set_crop_size(g, variant, scale), shape, b.models)
 
-        warm = fill(to_standins(crop, b.files, steps=1), reference=ref, target=target, working_size=side("crop 768", scale))
+        warm = set_crop_size(fill(to_standins(crop, b.files, steps=1), reference=ref, target=target), "crop auto", scale)
         b.run(bl.to_bench(warm, shape, b.models))  # builds the models and runs every node once
         per = {v: [] for v in VARIANTS}
         for i, v in enumerate(bl.abba(repeats, list(VARIANTS))):

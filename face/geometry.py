@@ -223,6 +223,19 @@ def working_size(aspect: float = 1.0, size: int = 512, multiple: int = 16) -> tu
     return long_side, snap(long_side * aspect)
 
 
+def auto_working_size(boxes: Sequence[Sequence[float]], low: int = 768, high: int = 1024, multiple: int = 64) -> int:
+    """The smallest multiple of ``multiple`` covering the longest side of the crop boxes, clamped to [low, high].
+
+    Sampling cost follows the working size, not the face: a 300 px face sampled at 1024 pays for 1024. A face
+    smaller than ``low`` is still sampled at ``low`` (Flux needs enough tokens for a face); a larger one is not
+    upscaled past its own pixels until ``high``.
+    """
+    if low <= 0 or high < low or multiple <= 0:
+        raise ValueError(f"auto working size bounds must satisfy 0 < low ({low}) <= high ({high})")
+    longest = max((max(b[2] - b[0], b[3] - b[1]) for b in boxes), default=high)
+    return int(min(max(math.ceil(longest / multiple) * multiple, low), high))
+
+
 def eye_angle(landmarks: Any) -> float:
     """Eye-line angle in degrees from landmark 0 (left eye) to landmark 1 (right eye); y points down."""
     pts = _points(landmarks)

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -148,13 +148,14 @@ class DlibJudge(FaceJudge):
         self._shape = _dlib_model("shape5", paths["shape5"])
         self._rec = _dlib_model("recognition", paths["recognition"])
 
-    def detect(self, image_rgb_uint8: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, Any]]:
+    def detect(self, image_rgb_uint8: np.ndarray, max_side: int | None = None) -> list[tuple[tuple[float, float, float, float], float, Any]]:
         """Boxes, scores and the dlib rectangles, without embedding (cheap: no ResNet pass)."""
         import dlib
 
         img = to_rgb_uint8(image_rgb_uint8)
         h, w = img.shape[:2]
-        scale = min(1.0, self.max_detect_side / max(h, w)) if self.max_detect_side > 0 else 1.0
+        limit = self.max_detect_side if max_side is None else int(max_side)
+        scale = min(1.0, limit / max(h, w)) if limit > 0 else 1.0
         small = img
         if scale < 1.0:
             import cv2
@@ -177,11 +178,18 @@ class DlibJudge(FaceJudge):
             out.append((box, float(score), rect))
         return out
 
-    def detect_embed(self, image_rgb_uint8: np.ndarray) -> list[FaceRecord]:
+    def retry_sizes(self, sizes: Sequence[int]) -> tuple[int | None, ...]:
+        """dlib's "detector size" is the side of the detection copy (its own bound first, then smaller ones)."""
+        return (None, *(int(s) for s in sizes if s < self.max_detect_side))
+
+    def detect_embed_at(self, image_rgb_uint8: np.ndarray, size: int | None) -> list[FaceRecord]:
+        return self.detect_embed(image_rgb_uint8, max_side=size)
+
+    def detect_embed(self, image_rgb_uint8: np.ndarray, max_side: int | None = None) -> list[FaceRecord]:
         import dlib
 
         img = to_rgb_uint8(image_rgb_uint8)
-        found = self.detect(img)
+        found = self.detect(img, max_side)
         if not found:
             return []
         shapes = dlib.full_object_detections()

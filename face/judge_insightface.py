@@ -121,17 +121,33 @@ class InsightFaceJudge(FaceJudge):
         self.name = f"insightface:{folder.name}"
         self.thresholds = dict(self.THRESHOLDS)
         self.commercial_use = "auraface" in folder.name.lower()
+        # The recogniser's file: face.recognizer fingerprints it (PuLID-Flux needs antelopev2's glintr100).
+        self.recognizer_file = str(app.models["recognition"].model_file)
+        det_shape = app.det_model.session.get_inputs()[0].shape
+        # A detector exported with a fixed input size ignores det_size (insightface keeps the model's own).
+        self._det_fixed = getattr(app.det_model, "static_input_size", None) is not None or (
+            len(det_shape) == 4 and all(isinstance(v, int) for v in det_shape[2:])
+        )
         out_shape = app.models["recognition"].output_shape
         dim = out_shape[-1] if out_shape else None
         self.embedding_dim = int(dim) if isinstance(dim, int) else 512
         # The anchor compares insightface's ``normed_embedding`` for every metric.
         self.normalize_embeddings = True
 
-    def detect_embed(self, image_rgb_uint8: np.ndarray) -> list[FaceRecord]:
+    def retry_sizes(self, sizes: Sequence[int]) -> tuple[int | None, ...]:
+        """Own det_size first, then the smaller of ``sizes`` (a fixed-size detector cannot change size)."""
+        if self._det_fixed:
+            return (None,)
+        return (None, *(int(s) for s in sizes if s < min(self.det_size)))
+
+    def detect_embed_at(self, image_rgb_uint8: np.ndarray, size: int | None) -> list[FaceRecord]:
+        return self.detect_embed(image_rgb_uint8, det_size=size)
+
+    def detect_embed(self, image_rgb_uint8: np.ndarray, det_size: int | None = None) -> list[FaceRecord]:
         img = to_rgb_uint8(image_rgb_uint8)
         bgr = np.ascontiguousarray(img[:, :, ::-1])
         with self._lock:
-            faces = self._app.get(bgr)
+            faces = self._detect_at(bgr, det_size)
         records = []
         for f in faces:
             emb = getattr(f, "embedding", None)
@@ -148,4 +164,17 @@ class InsightFaceJudge(FaceJudge):
             )
         return records
 
-
+    def _detect_at(self, bgr: np.ndarray, det_size: int | None):
+        """insightface's get() with SCRFD at det_size (it reads input_size, and 2.1's input_sizes, on every call)."""
+        det = self._app.det_model
+        own = (det.input_size, getattr(det, "input_sizes", None))
+        if det_size is not None and not self._det_fixed:
+            det.input_size = (int(det_size), int(det_size))
+            if own[1] is not None:
+                det.input_sizes = [det.input_size]
+        try:
+            return self._app.get(bgr)
+        finally:
+            det.input_size = own[0]
+            if own[1] is not None:
+                det.input_sizes = own[1]

@@ -34,8 +34,8 @@ def to_gray(rgb: torch.Tensor) -> torch.Tensor:
     return y.repeat(1, 3, 1, 1)
 
 
-def pulid_face_input(aligned_rgb01: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Whiten the non-face classes and gray the face: (B, 3, H, W) in [0, 1] from the aligned face and its labels.
+def pulid_face_input(aligned_rgb01: torch.Tensor, labels: torch.Tensor, gray: bool = True) -> torch.Tensor:
+    """Whiten the non-face classes and gray the face (keep its colour with ``gray=False``, the Enhanced port's switch): (B, 3, H, W) in [0, 1] from the aligned face and its labels.
 
     ``labels`` are BiSeNet class ids, (B, H, W) or (B, 1, H, W), on the same grid as the image.
     """
@@ -58,11 +58,11 @@ def pulid_face_input(aligned_rgb01: torch.Tensor, labels: torch.Tensor) -> torch
     bg_ids = torch.tensor(BACKGROUND_LABELS, device=labels.device, dtype=labels.dtype)
     bg = torch.isin(labels, bg_ids).unsqueeze(1)  # (B, 1, H, W), broadcast over channels
     white = torch.ones((), dtype=aligned_rgb01.dtype, device=aligned_rgb01.device)
-    return torch.where(bg, white, to_gray(aligned_rgb01))
+    return torch.where(bg, white, to_gray(aligned_rgb01) if gray else aligned_rgb01)
 
 
 def prepare_pulid_face(
-    image_rgb01: Any, landmarks5: Any, parser: nn.Module, *, method: str = "umeyama"
+    image_rgb01: Any, landmarks5: Any, parser: nn.Module, *, method: str = "umeyama", gray: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Align one photo from its detector landmarks, parse it and build the encoder's face input.
 
@@ -79,4 +79,4 @@ def prepare_pulid_face(
     device = param.device if param is not None else aligned_hwc.device
     aligned = aligned_hwc.to(device=device, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0).contiguous()
     labels = parse_face(parser, aligned)
-    return pulid_face_input(aligned, labels), aligned
+    return pulid_face_input(aligned, labels, gray), aligned

@@ -119,6 +119,15 @@ class FaceJudge:
     def detect_embed(self, image_rgb_uint8: np.ndarray) -> list[FaceRecord]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def retry_sizes(self, sizes: Sequence[int]) -> tuple[int | None, ...]:
+        """Detector sizes to try in turn when no face is found (None = the judge's own); a backend without a
+        detector size tries once."""
+        return (None,)
+
+    def detect_embed_at(self, image_rgb_uint8: np.ndarray, size: int | None) -> list[FaceRecord]:
+        """``detect_embed`` with the detector at ``size`` (one of ``retry_sizes``)."""
+        return self.detect_embed(image_rgb_uint8)
+
     def embed_one(self, image: Any, order: str = "largest", index: int = 0) -> np.ndarray | None:
         """Embedding of one chosen face, or None when the image has no face (metrics turn None into NaN)."""
         picked = select_faces(self.detect_embed(to_rgb_uint8(image)), order=order, index=index)

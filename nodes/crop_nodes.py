@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..face.crop import crop_faces
 from ..face.errors import NoFaceError
-from ..face.geometry import COLOR_MATCH_MODES, PAD_MODES, crop_box
+from ..face.geometry import COLOR_MATCH_MODES, PAD_MODES, auto_working_size, crop_box
 from ..face.geometry import working_size as working_size_hw
 from ..face.judge import FACE_ORDERS, select_faces, to_rgb_uint8
 from ..face.masks import ellipse_mask
@@ -20,6 +20,7 @@ from .types import CATEGORY, CROP_DATA, FACE_ANALYSIS, FACE_JUDGE
 log = logging.getLogger(__name__)
 
 NO_FACE_POLICIES = ("error", "pass through (full frame)")
+SIZE_MODES = ("auto", "fixed")
 DETECTOR_TYPES = f"{FACE_ANALYSIS},{FACE_JUDGE}"
 
 
@@ -60,25 +61,44 @@ class LikenessAutoCropFace:
                 "pad_mode": (list(PAD_MODES), {"default": "edge", "tooltip": "How the part of a box outside the image is filled."}),
                 "no_face": (list(NO_FACE_POLICIES), {"default": "error", "tooltip": "No face found: stop with an error, or pass the whole image through with a full-frame box."}),
                 "feather": ("INT", {"default": 24, "min": 0, "max": 512, "tooltip": "Feather of the output mask in crop pixels."}),
-            }
+            },
+            "optional": {
+                "size_mode": (list(SIZE_MODES), {"default": "auto", "tooltip": "auto: the smallest multiple of 64 covering the face box times the context, between auto_min and auto_max (a small face costs less to sample); fixed: working_size. Graphs without this input keep fixed."}),
+                "auto_min": ("INT", {"default": 768, "min": 64, "max": 2048, "step": 64, "tooltip": "auto: the smallest working size."}),
+                "auto_max": ("INT", {"default": 1024, "min": 64, "max": 2048, "step": 64, "tooltip": "auto: the largest working size."}),
+            },
         }
 
-    def crop(self, detector, image, face_order, face_index, context, aspect, working_size, align_eyes, pad_mode, no_face, feather):
-        hw = working_size_hw(aspect, working_size, 16)
-        crops, datas = [], []
+    @classmethod
+    def VALIDATE_INPUTS(cls, auto_min=768, auto_max=1024):
+        # Only these two are named, so ComfyUI still checks every other input's min/max itself.
+        if auto_min > auto_max:
+            return f"auto_min ({auto_min}) must not be above auto_max ({auto_max}); swap them"
+        return True
+
+    def crop(self, detector, image, face_order, face_index, context, aspect, working_size, align_eyes, pad_mode, no_face, feather,
+             size_mode="fixed", auto_min=768, auto_max=1024):
+        h, w = image.shape[1], image.shape[2]
+        found = []
         for b in range(image.shape[0]):
             host.throw_if_interrupted()
-            h, w = image.shape[1], image.shape[2]
             faces = select_faces(detector.detect_embed(to_rgb_uint8(image[b])), order=face_order, index=None if face_index < 0 else face_index)
+            if not faces and no_face == "error":
+                raise NoFaceError(b, "target", hint="use a clearer photo, or set no_face to 'pass through (full frame)'")
+            found.append((faces, [crop_box(f.box, (h, w), context, aspect) for f in faces]))
+        size = working_size
+        if size_mode == "auto":
+            size = auto_working_size([bx for _, boxes in found for bx in boxes], auto_min, auto_max)
+            log.info("Auto-crop: working size auto -> %d (crop boxes %s, bounds %d-%d)", size, [bx for _, bs in found for bx in bs], auto_min, auto_max)
+        hw = working_size_hw(aspect, size, 16)
+        crops, datas = [], []
+        for b, (faces, boxes) in enumerate(found):
             if not faces:
-                if no_face == "error":
-                    raise NoFaceError(b, "target", hint="use a clearer photo, or set no_face to 'pass through (full frame)'")
                 c, d = crop_faces(image[b], [(0, 0, w, h)], hw, pad_mode, image_index=b)
                 log.info("Auto-crop: image %d has no face; passing it through with a full-frame box", b)
                 crops.append(c)
                 datas.extend(d)
                 continue
-            boxes = [crop_box(f.box, (h, w), context, aspect) for f in faces]
             c, d = crop_faces(
                 image[b], boxes, hw, pad_mode, align_eyes, [f.landmarks5 for f in faces],
                 det_boxes=[f.box for f in faces], face_indices=list(range(len(faces))), image_index=b,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from ..contract import HISTORY_FACE_DISTANCE
+from ..contract import ANTELOPEV2, HISTORY_FACE_DISTANCE
 from ..face.judge import FACE_ORDERS, get_judge, select_faces, to_rgb_uint8
 from ..face.metrics import METRICS, face_embed_distance
 from ..face.overlay import annotate, format_score
@@ -27,6 +27,12 @@ def _judge_choices(default: str) -> list[str]:
     return [f"insightface: {n}" for n in names] + list(DLIB_CHOICES)
 
 
+def _pulid_choices() -> list[str]:
+    """Only antelopev2 packs: PuLID-Flux was trained on its recogniser (Apply PuLID-Flux checks the model itself)."""
+    names = [ANTELOPEV2] + [n for n in host.insightface_model_dirs() if ANTELOPEV2 in n.lower() and n != ANTELOPEV2]
+    return [f"insightface: {n}" for n in names]
+
+
 def build_judge(choice: str, provider: str = "CPU", det_size: int = 640):
     """Turn a loader choice ("insightface: buffalo_l", "dlib (hog)") into a face/ judge."""
     if choice in DLIB_CHOICES:
@@ -37,15 +43,15 @@ def build_judge(choice: str, provider: str = "CPU", det_size: int = 640):
     return get_judge("insightface", model_dir=folder, det_size=(det_size, det_size), providers=PROVIDERS[provider])
 
 
-def _loader_inputs(default: str, purpose: str) -> dict:
+def _loader_inputs(default: str, purpose: str, choices: list[str] | None = None) -> dict:
     return {
         "required": {
             "model": (
-                _judge_choices(default),
+                choices or _judge_choices(default),
                 {
                     "default": f"insightface: {default}",
-                    "tooltip": f"{purpose} insightface packs are read from models/insightface/models/<name>/ "
-                    "(non-commercial licence); dlib ships with `pip install likeness[dlib]` (CC0 models, commercial use allowed).",
+                    "tooltip": f"{purpose} insightface packs are read from models/insightface/models/<name>/ (non-commercial licence)"
+                    + ("." if choices else "; dlib ships with `pip install likeness[dlib]` (CC0 models, commercial use allowed)."),
                 },
             ),
             "provider": (list(PROVIDERS), {"default": "CPU", "tooltip": "onnxruntime execution provider for insightface models."}),
@@ -77,7 +83,8 @@ class LikenessFaceJudgeLoader:
 
 class LikenessFaceAnalysisLoader:
     DESCRIPTION = (
-        "Load the face detector + ArcFace model that conditions PuLID-Flux (antelopev2, as the PuLID reference uses). "
+        "Load the face detector + ArcFace model that conditions PuLID-Flux: antelopev2 (glintr100), the only recogniser PuLID-Flux "
+        "was trained with, so only antelopev2 packs are listed and Apply PuLID-Flux checks the recogniser's graph itself. "
         "Checks the folder first: a missing folder or the antelopev2 zip unpacked one level too deep gives a clear error."
     )
     CATEGORY = f"{CATEGORY}/loaders"
@@ -87,7 +94,7 @@ class LikenessFaceAnalysisLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return _loader_inputs("antelopev2", "The conditioning face model.")
+        return _loader_inputs("antelopev2", "The conditioning face model: antelopev2 only, the recogniser PuLID-Flux was trained with.", _pulid_choices())
 
     def load(self, model, provider, det_size):
         return (build_judge(model, provider, det_size),)

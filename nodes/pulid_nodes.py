@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from collections import OrderedDict
 
 import torch
 
 from .. import eva_clip as eva_lib
 from .. import pulid as pulid_lib
-from ..face.errors import NoFaceError
-from ..face.judge import FACE_ORDERS, select_faces, to_rgb_uint8
+from ..contract import APPLY_PULID
+from ..face.judge import FACE_ORDERS
 from ..face.parsing import load_bisenet
-from ..face.pulid_features import prepare_pulid_face, to_gray
+from ..face.recognizer import check_antelopev2
+from ..pulid import reference as reference_lib
+from ..pulid.errors import PulidInputError
 from . import comfy_adapter as host
 from .types import CATEGORY, EVA_CLIP, FACE_ANALYSIS, PULID
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = ["auto", "float32", "bfloat16", "float16"]
 DTYPE_INPUT = (DTYPES, {"default": "auto", "tooltip": "auto: bfloat16 on GPUs that support it, float32 on CPU."})
-FUSIONS = ("mean", "max", "concat")
+FUSIONS = pulid_lib.FUSIONS
 NO_PARSING = "none (keep background)"
 
 
@@ -92,76 +92,19 @@ class LikenessEvaClipLoader:
         return (EvaBundle(module, path, dtype),)
 
 
-class _IdCache:
-    """ID tokens per (reference image, models, face choice): re-queued graphs skip the encoders entirely."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self.data: OrderedDict[str, torch.Tensor] = OrderedDict()
-
-    def get(self, key):
-        if key in self.data:
-            self.data.move_to_end(key)
-            return self.data[key]
-        return None
-
-    def put(self, key, value):
-        self.data[key] = value
-        self.data.move_to_end(key)
-        while len(self.data) > self.size:
-            self.data.popitem(last=False)
-
-
-ID_CACHE = _IdCache()
-
-
-def _image_key(img: torch.Tensor) -> str:
-    arr = img.detach().to("cpu", torch.float32).contiguous().numpy()
-    return hashlib.sha256(arr.tobytes() + str(arr.shape).encode()).hexdigest()
-
-
-def encode_reference(pulid: PulidBundle, eva: EvaBundle, face_analysis, parser, image: torch.Tensor, index: int, order: str, face_index: int):
-    """ID tokens (1, K, D) for one reference photo, following the PuLID-Flux reference preprocessing."""
-    faces = select_faces(face_analysis.detect_embed(to_rgb_uint8(image)), order=order, index=face_index)
-    if not faces:
-        raise NoFaceError(index, "reference", hint="give Apply PuLID-Flux a photo where the face is clearly visible")
-    face = faces[0]
-    log.info("PuLID-Flux: reference %d uses face box %s (order=%s, index=%d)", index, [round(v) for v in face.box], order, face_index)
-    eva_module = eva.module
-    device = next(eva_module.parameters()).device
-    img = image.detach().to(torch.float32).cpu().numpy()
-    if parser is not None:
-        face_input, _ = prepare_pulid_face(img, face.landmarks5, parser, method="lmeds")
-    else:
-        from ..face.align import align_face
-
-        aligned, _ = align_face(img, face.landmarks5, size=512, method="lmeds")
-        aligned = torch.as_tensor(aligned).permute(2, 0, 1)[None].float()
-        face_input = to_gray(aligned)
-    pixels = eva_lib.preprocess(face_input.to(device), eva_module.config.image_size)
-    with torch.no_grad():
-        cls_emb, hidden = eva_module(pixels.to(next(eva_module.parameters()).dtype))
-        enc = pulid.module.encoder
-        enc_param = next(enc.parameters())
-        arc = torch.as_tensor(face.embedding, dtype=torch.float32)[None]
-        id_cond = pulid_lib.id_cond_from(arc.to(cls_emb.device), cls_emb.float()).to(enc_param.device, enc_param.dtype)
-        tokens = enc(id_cond, [h.to(enc_param.device, enc_param.dtype) for h in hidden])
-    return tokens.float().cpu()
+ENCODER = reference_lib.ReferenceEncoder()  # one ID cache per process, shared by every Apply node
 
 
 def _analysis_key(face_analysis) -> str:
     return f"{type(face_analysis).__name__}|{getattr(face_analysis, 'model_dir', id(face_analysis))}|{getattr(face_analysis, 'det_size', '')}"
 
 
-def fuse(tokens: list[torch.Tensor], fusion: str) -> torch.Tensor:
-    stack = torch.cat(tokens, 0)
-    if fusion == "mean":
-        return stack.mean(0, keepdim=True)
-    if fusion == "max":
-        return stack.amax(0, keepdim=True)
-    if fusion == "concat":
-        return stack.reshape(1, -1, stack.shape[-1])
-    raise ValueError(f"fusion {fusion!r} is not one of {FUSIONS}")
+def _check_mask(mask):
+    if mask is None:
+        return None
+    if mask.dim() not in (2, 3) or not torch.isfinite(mask).all():
+        raise PulidInputError(f"the mask must be a finite (H, W) or (B, H, W) MASK, got shape {tuple(mask.shape)}; connect a MASK output")
+    return mask if mask.dim() == 3 else mask[None]
 
 
 class LikenessApplyPulidFlux:
@@ -187,12 +130,17 @@ class LikenessApplyPulidFlux:
                 "weight": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 5.0, "step": 0.05, "tooltip": "Identity strength; 0.6-0.8 keeps expressions when enhancing, 1.0 for generation."}),
                 "start_at": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the schedule where injection starts."}),
                 "end_at": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the schedule where injection ends (>= start_at)."}),
-                "fusion": (list(FUSIONS), {"default": "mean", "tooltip": "How several references combine: mean / max of ID tokens, or concat (more tokens)."}),
+                "fusion": (list(FUSIONS), {"default": "mean", "tooltip": "How several references combine: mean (official), max, concat (all tokens), norm_id (weighted by token norm), max_token (strongest token per position), auto_weight (ranked weights from fusion_weight_min to _max)."}),
                 "face_order": (list(FACE_ORDERS), {"default": "largest", "tooltip": "Which face of a reference photo with several faces."}),
                 "face_index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "Index in that order (0 = first)."}),
             },
             "optional": {
                 "parsing_model": ([NO_PARSING, *host.list_model_files("facexlib")], {"default": "parsing_bisenet.pth", "tooltip": "facexlib BiSeNet (models/facexlib) that blanks hair/background as the reference does."}),
+                "mask": ("MASK", {"tooltip": "Where the identity goes: the residual is multiplied per image token by this mask (resized to the 16 px token grid); 0 = untouched. Two Apply nodes with two masks put two people in one image."}),
+                "fusion_weight_min": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "auto_weight: weight of the reference with the weakest token."}),
+                "fusion_weight_max": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.1, "tooltip": "auto_weight: weight of the reference with the strongest token."}),
+                "use_gray": ("BOOLEAN", {"default": True, "tooltip": "Gray face for EVA-CLIP, as the official pipeline; off keeps colour (sometimes more detail)."}),
+                "uncond_zero_id": ("BOOLEAN", {"default": False, "tooltip": "True CFG (cfg > 1): give the negative pass the encoder's tokens for zero inputs, as the official pipeline; off gives it the same identity."}),
             },
         }
 
@@ -207,38 +155,38 @@ class LikenessApplyPulidFlux:
             return f"start_at ({start_at}) must not be after end_at ({end_at}); swap them"
         return True
 
-    def apply(self, model, pulid, eva_clip, face_analysis, image, weight, start_at, end_at, fusion, face_order, face_index, parsing_model=NO_PARSING):
+    def apply(self, model, pulid, eva_clip, face_analysis, image, weight, start_at, end_at, fusion, face_order, face_index,
+              parsing_model=NO_PARSING, mask=None, fusion_weight_min=0.0, fusion_weight_max=1.0, use_gray=True, uncond_zero_id=False):
         if start_at > end_at:
             raise ValueError(f"start_at ({start_at}) must not be after end_at ({end_at}); swap them")
         if not torch.isfinite(image).all():
             raise ValueError("the reference image contains NaN or inf values; check the node that produced it")
+        mask = _check_mask(mask)
         n_double, n_single = host.flux_block_counts(model)
+        check_antelopev2(face_analysis, user=APPLY_PULID)  # before any encoding: a wrong recogniser gives a wrong identity, not an error
         if weight == 0:
             log.info("PuLID-Flux: weight 0, model returned unpatched")
             return (model,)
-        parser = None
-        if parsing_model != NO_PARSING:
-            parser = _parser(host.model_file_path("facexlib", parsing_model))
+        parser = _parser(host.model_file_path("facexlib", parsing_model)) if parsing_model != NO_PARSING else None
         host.load_on_device([pulid.patcher, eva_clip.patcher])
-        tokens, encoded = [], 0
-        for i in range(image.shape[0]):
-            host.throw_if_interrupted()
-            key = "|".join((_image_key(image[i]), pulid.uid, eva_clip.uid, _analysis_key(face_analysis), str(parser is not None), face_order, str(face_index)))
-            cached = ID_CACHE.get(key)
-            if cached is None:
-                cached = encode_reference(pulid, eva_clip, face_analysis, parser, image[i], i, face_order, face_index)
-                ID_CACHE.put(key, cached)
-                encoded += 1
-            tokens.append(cached)
+        tokens, encoded = ENCODER.encode(
+            pulid.module, pulid.uid, eva_clip.module, eva_clip.uid, face_analysis, _analysis_key(face_analysis), parser,
+            image, face_order, face_index, bool(use_gray), interrupt=host.throw_if_interrupted,
+        )
         log.info("PuLID-Flux: %d reference(s): %d encoded, %d from cache", image.shape[0], encoded, image.shape[0] - encoded)
-        id_tokens = fuse(tokens, fusion)
+        id_tokens = pulid_lib.fuse_id_tokens(tokens, fusion, fusion_weight_min, fusion_weight_max)
+        uncond = None
+        if uncond_zero_id:
+            uncond = ENCODER.zero_tokens(pulid.module, pulid.uid, eva_clip.module, eva_clip.uid, len(tokens), fusion, fusion_weight_min, fusion_weight_max)
         m = model.clone()
         patches = pulid_lib.flux_block_patches(
             pulid.module, id_tokens, float(weight), host.percent_to_sigma(m, start_at), host.percent_to_sigma(m, end_at),
-            n_double, n_single, previous=host.dit_replace_patches(m),
+            n_double, n_single, previous=host.dit_replace_patches(m), mask=mask, uncond_tokens=uncond,
         )
         for (block, idx), fn in patches.items():
             m.set_model_patch_replace(fn, "dit", block, idx)
+        if mask is not None:
+            m.set_model_post_input_patch(pulid_lib.token_grid_probe(patches))
         m.set_additional_models("likeness_pulid", [pulid.patcher])
         return (m,)
 

@@ -4,11 +4,25 @@ Imported both as top-level ``pulid`` (tests) and as ``likeness.pulid`` (ComfyUI)
 """
 
 from .config import PulidFluxConfig
+from .errors import PulidInputError
+from .fusion import FUSIONS, fuse_id_tokens
 from .loading import PulidCheckpointError, detect_config, expected_shapes, load_pulid_flux, load_pulid_flux_file
 from .model import IDFormer, PerceiverAttention, PerceiverAttentionCA, PulidFlux, build_pulid_flux, id_cond_from
-from .patch import PulidBlockPatch, ca_schedule, flux_block_patches, release_cast_cache
+from .patch import (
+    PulidBlockPatch,
+    TokenGridProbe,
+    ca_schedule,
+    flux_block_patches,
+    image_token_grid,
+    mask_token_weights,
+    release_cast_cache,
+    token_grid_probe,
+)
 
+# The reference pipeline (pulid.reference: resize, detection retries, encoding, ID cache) uses face/ and eva_clip/;
+# import it as ``likeness.pulid.reference``.
 __all__ = [
+    "FUSIONS",
     "IDFormer",
     "PerceiverAttention",
     "PerceiverAttentionCA",
@@ -16,13 +30,19 @@ __all__ = [
     "PulidCheckpointError",
     "PulidFlux",
     "PulidFluxConfig",
+    "PulidInputError",
+    "TokenGridProbe",
     "build_pulid_flux",
     "ca_schedule",
     "detect_config",
     "expected_shapes",
     "flux_block_patches",
+    "fuse_id_tokens",
+    "image_token_grid",
     "id_cond_from",
     "load_pulid_flux",
     "load_pulid_flux_file",
+    "mask_token_weights",
     "release_cast_cache",
+    "token_grid_probe",
 ]

@@ -19,10 +19,21 @@ import weakref
 from collections.abc import Callable, Mapping
 
 import torch
+import torch.nn.functional as F
 
+from .errors import PulidInputError
 from .model import PerceiverAttentionCA, PulidFlux
 
-__all__ = ["PulidBlockPatch", "ca_schedule", "flux_block_patches", "release_cast_cache"]
+__all__ = [
+    "PulidBlockPatch",
+    "TokenGridProbe",
+    "ca_schedule",
+    "flux_block_patches",
+    "image_token_grid",
+    "mask_token_weights",
+    "release_cast_cache",
+    "token_grid_probe",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +100,72 @@ def ca_schedule(
     return schedule
 
 
+def image_token_grid(img_ids: torch.Tensor) -> tuple[int, int]:
+    """(rows, cols) of the generated image's token grid from Flux's position ids (B, T, axes).
+
+    The generated image comes first, row-major, with axis 0 constant, axis 1 the row and axis 2 the column
+    (``process_img``); Kontext reference latents follow with another axis-0 index or rows/columns offset past the
+    grid, so the grid ends at the first row that breaks that pattern.
+    """
+    ids = img_ids[0].detach().float()
+    t = ids.shape[0]
+    same_row = (ids[:, 1] == ids[0, 1]).int()
+    w = int(same_row.cumprod(0).sum())
+    rows = ids[: (t // w) * w].reshape(-1, w, ids.shape[1])
+    ok = (rows[:, :, 0] == ids[0, 0]).all(1) & (rows[:, :, 2] == rows[0, :, 2]).all(1) & (rows[:, :, 1] == rows[:, :1, 1]).all(1)
+    return int(ok.int().cumprod(0).sum()), w
+
+
+def mask_token_weights(mask: torch.Tensor, grid: tuple[int, int], n_tokens: int) -> torch.Tensor:
+    """A (B, H, W) mask as one weight per image token (B, n_tokens, 1): area-resized to the token grid (each token
+    is a 2x2 patch of latents), so a token whose pixels are all 0 gets exactly 0; tokens past the grid (Kontext
+    reference latents) get 0."""
+    h, w = grid
+    m = mask.detach().float()
+    m = m[None] if m.dim() == 2 else m
+    per = F.interpolate(m[:, None].clamp(0, 1), size=(h, w), mode="area").flatten(1)  # (B, h*w)
+    if n_tokens < h * w:
+        raise PulidInputError(f"PuLID: {n_tokens} image tokens cannot hold the {h}x{w} token grid of the mask")
+    if n_tokens > h * w:
+        per = torch.cat((per, per.new_zeros(per.shape[0], n_tokens - h * w)), 1)
+    return per[:, :, None]
+
+
+def _grid_from_aspect(n_tokens: int, mask: torch.Tensor) -> tuple[int, int]:
+    """Fallback when no position ids were seen: the factorisation of n_tokens closest to the mask's aspect."""
+    aspect = mask.shape[-2] / mask.shape[-1]
+    pairs = [(h, n_tokens // h) for h in range(1, n_tokens + 1) if n_tokens % h == 0]
+    return min(pairs, key=lambda p: abs(math.log((p[0] / p[1]) / aspect)))
+
+
+def _match_batch(x: torch.Tensor, b: int, what: str) -> torch.Tensor:
+    """1 broadcasts, a divisor repeats (ComfyUI stacks [cond..., uncond...] chunks of the same per-image order)."""
+    if x.shape[0] == b:
+        return x
+    if x.shape[0] == 1:
+        return x.expand(b, *x.shape[1:])
+    if b % x.shape[0] == 0:
+        return x.repeat(b // x.shape[0], *([1] * (x.dim() - 1)))
+    raise PulidInputError(f"PuLID: {x.shape[0]} {what} cannot be matched to an image batch of {b}")
+
+
 class _Injection:
     """State shared by all block patches of one Apply: the window decision, text length and cast id tokens."""
 
-    def __init__(self, pulid: PulidFlux, id_tokens: torch.Tensor, weight: float, sigma_start: float, sigma_end: float):
+    def __init__(self, pulid: PulidFlux, id_tokens: torch.Tensor, weight: float, sigma_start: float, sigma_end: float,
+                 mask: torch.Tensor | None = None, uncond_tokens: torch.Tensor | None = None):
         self.pulid = pulid
         self.id_tokens = id_tokens.detach()
+        # Optional: per-token multiplier (B, H, W) and the tokens for rows ComfyUI marks uncond (true CFG).
+        self.mask = mask.detach().float().cpu() if mask is not None else None
+        self.uncond_tokens = uncond_tokens.detach() if uncond_tokens is not None else None
+        self.grid: tuple[int, int] | None = None  # set by TokenGridProbe (post_input) on every forward
+        self._mask_cache: dict[tuple, torch.Tensor] = {}
         self.weight = float(weight)
         self.sigma_start = float(sigma_start)
         self.sigma_end = float(sigma_end)
         self.txt_len: int | None = None
-        self._ids: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._ids: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
         self._last_sigmas: object = None
         self._last_active = True
         self._warned_no_sigma = False
@@ -122,25 +188,49 @@ class _Injection:
         self._last_active = self.sigma_end <= sigma <= self.sigma_start
         return self._last_active
 
-    def ids_for(self, img: torch.Tensor) -> torch.Tensor:
-        """ID tokens on img's device/dtype (cast once), batch-matched: 1 broadcasts, a divisor repeats."""
-        key = (img.device, img.dtype)
-        ids = self._ids.get(key)
-        if ids is None:
-            ids = self.id_tokens.to(device=img.device, dtype=img.dtype)
-            self._ids[key] = ids
-        b, ib = img.shape[0], ids.shape[0]
-        if ib == b:
-            return ids
-        if ib == 1:
-            return ids.expand(b, -1, -1)
-        if b % ib == 0:  # ComfyUI stacks [cond..., uncond...] chunks of the same per-image order
-            return ids.repeat(b // ib, 1, 1)
-        raise ValueError(f"PuLID: {ib} ID-token sets cannot be matched to an image batch of {b}")
+    def _cast(self, name: str, tokens: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        key = (name, img.device, img.dtype)
+        out = self._ids.get(key)
+        if out is None:
+            out = tokens.to(device=img.device, dtype=img.dtype)
+            self._ids[key] = out
+        return out
 
-    def residual(self, ca_index: int, img: torch.Tensor) -> torch.Tensor:
+    def ids_for(self, img: torch.Tensor, opts: Mapping | None = None) -> torch.Tensor:
+        """ID tokens on img's device/dtype (cast once), batch-matched; with uncond tokens, the rows of the chunks
+        ``transformer_options["cond_or_uncond"]`` marks 1 (uncond) get those instead."""
+        b = img.shape[0]
+        ids = _match_batch(self._cast("id", self.id_tokens, img), b, "ID-token sets")
+        coc = opts.get("cond_or_uncond") if isinstance(opts, Mapping) and self.uncond_tokens is not None else None
+        if not coc or 1 not in coc or b % len(coc):
+            return ids
+        rows = torch.tensor([c == 1 for c in coc], device=img.device).repeat_interleave(b // len(coc))
+        un = _match_batch(self._cast("uncond", self.uncond_tokens, img), b, "uncond ID-token sets")
+        return torch.where(rows[:, None, None], un, ids)
+
+    def token_weights(self, img: torch.Tensor) -> torch.Tensor | float:
+        """The residual's multiplier for these image tokens: ``weight``, times the mask per token when there is one.
+
+        Kept apart from the block patch so other per-token restrictions can compose with it.
+        """
+        if self.mask is None:
+            return self.weight
+        b, n = img.shape[0], img.shape[1]
+        grid = self.grid or _grid_from_aspect(n, self.mask)
+        key = (grid, n, b, img.device, img.dtype)
+        w = self._mask_cache.get(key)
+        if w is None:
+            w = _match_batch(mask_token_weights(self.mask, grid, n), b, "masks")
+            w = (w * self.weight).to(device=img.device, dtype=img.dtype)
+            self._mask_cache = {key: w}
+        return w
+
+    def residual(self, ca_index: int, img: torch.Tensor, opts: Mapping | None = None) -> torch.Tensor:
         ca = _cast_ca(self.pulid, ca_index, img.device, img.dtype)
-        return ca(self.ids_for(img), img).to(img.dtype)
+        return ca(self.ids_for(img, opts), img).to(img.dtype)
+
+    def weighted_residual(self, ca_index: int, img: torch.Tensor, opts: Mapping | None = None) -> torch.Tensor:
+        return self.token_weights(img) * self.residual(ca_index, img, opts)
 
     def __deepcopy__(self, memo) -> _Injection:
         """Shared, never copied: ComfyUI deep-copies model_options on every ModelPatcher.clone()."""
@@ -148,7 +238,8 @@ class _Injection:
 
     def drop_casts(self, device: torch.device | str) -> None:
         keep = torch.device(device)
-        self._ids = {k: v for k, v in self._ids.items() if _same_device(k[0], keep)}
+        self._ids = {k: v for k, v in self._ids.items() if _same_device(k[1], keep)}
+        self._mask_cache = {}
         release_cast_cache(self.pulid, keep_device=keep)
 
 
@@ -182,11 +273,11 @@ class PulidBlockPatch:
             return out
         img = out["img"]
         if self.block_type == "double_block":
-            new_img = img + inj.weight * inj.residual(self.ca_index, img)
+            new_img = img + inj.weighted_residual(self.ca_index, img, opts)
         else:
             start, end = self._image_range(opts, img.shape[1])
             part = img[:, start:end]
-            part = part + inj.weight * inj.residual(self.ca_index, part)
+            part = part + inj.weighted_residual(self.ca_index, part, opts)
             new_img = torch.cat((img[:, :start], part, img[:, end:]), dim=1)
         result = dict(out)
         result["img"] = new_img
@@ -242,12 +333,16 @@ def flux_block_patches(
     previous: Mapping[tuple[str, int], PatchFn] | None = None,
     double_interval: int = 2,
     single_interval: int = 4,
+    mask: torch.Tensor | None = None,
+    uncond_tokens: torch.Tensor | None = None,
 ) -> dict[tuple[str, int], PulidBlockPatch]:
     """Replace functions keyed like ComfyUI's ``patches_replace["dit"]``, to be merged over the existing ones.
 
     ``previous`` holds replace functions already installed at the same keys (another Apply node); each is called
     first and the PuLID residual is added to its output. ``sigma_start >= sigma_end`` are sigmas (not percents):
-    the patch applies while ``sigma_end <= sigma <= sigma_start``.
+    the patch applies while ``sigma_end <= sigma <= sigma_start``. ``mask`` (B, H, W) multiplies the residual per
+    image token (install ``token_grid_probe(patches)`` as a post_input patch so it knows the token grid);
+    ``uncond_tokens`` go to the rows marked uncond in ``transformer_options["cond_or_uncond"]``.
     """
     if id_tokens.dim() == 2:
         id_tokens = id_tokens.unsqueeze(0)
@@ -261,9 +356,39 @@ def flux_block_patches(
         )
     if sigma_start < sigma_end:
         logger.warning("PuLID: sigma_start %s < sigma_end %s, the patch will never apply", sigma_start, sigma_end)
-    injection = _Injection(pulid, id_tokens, weight, sigma_start, sigma_end)
+    if uncond_tokens is not None and uncond_tokens.shape[-2:] != id_tokens.shape[-2:]:
+        raise PulidInputError(f"PuLID: uncond tokens {tuple(uncond_tokens.shape)} do not match id tokens {tuple(id_tokens.shape)}")
+    injection = _Injection(pulid, id_tokens, weight, sigma_start, sigma_end, mask, uncond_tokens)
     previous = previous or {}
     return {
         key: PulidBlockPatch(injection, key[0], key[1], ca_index, previous.get(key))
         for key, ca_index in schedule.items()
     }
+
+
+class TokenGridProbe:
+    """A ``post_input`` patch that reads the token grid of the image being generated from Flux's position ids.
+
+    ComfyUI calls post_input patches with {img, txt, img_ids, txt_ids} after the input projections and uses the
+    returned dict; this one returns it untouched.
+    """
+
+    def __init__(self, injection: _Injection):
+        self.injection = injection
+
+    def __call__(self, args: dict) -> dict:
+        ids = args.get("img_ids")
+        if isinstance(ids, torch.Tensor) and ids.dim() == 3 and ids.shape[1] > 0:
+            self.injection.grid = image_token_grid(ids)
+        return args
+
+    def to(self, *args, **kwargs) -> TokenGridProbe:
+        return self
+
+    def __deepcopy__(self, memo) -> TokenGridProbe:
+        return self
+
+
+def token_grid_probe(patches: Mapping[tuple[str, int], PulidBlockPatch]) -> TokenGridProbe:
+    """The post_input patch that goes with ``patches`` (one per Apply: each knows its own injection)."""
+    return TokenGridProbe(next(iter(patches.values())).injection)

@@ -226,13 +226,15 @@ class Graph:
 # --------------------------------------------------------------------------------------------------------
 # Shared pieces
 # --------------------------------------------------------------------------------------------------------
-def flux_loaders(g: Graph) -> dict[str, Node]:
-    return {
+def flux_loaders(g: Graph, control: bool = True) -> dict[str, Node]:
+    m = {
         "unet": g.add("UNETLoader", "Flux.1-dev", unet_name=FLUX, weight_dtype="default"),
         "clip": g.add("DualCLIPLoader", "Text encoders (CLIP-L + T5-XXL)", clip_name1=CLIP_L, clip_name2=T5, type="flux"),
         "vae": g.add("VAELoader", "Flux VAE", vae_name=AE),
-        "cn": g.add("ControlNetLoader", "Union-Pro ControlNet (v1)", control_net_name=UNION_PRO),
     }
+    if control:
+        m["cn"] = g.add("ControlNetLoader", "Union-Pro ControlNet (v1)", control_net_name=UNION_PRO)
+    return m
 
 
 def pulid_loaders(g: Graph) -> dict[str, Node]:
@@ -396,8 +398,8 @@ def enhance_crop(info: dict) -> Graph:
     m["florence"] = g.add("LikenessFlorence2Loader", "Florence-2 captioner", model=FLORENCE, precision="auto")
     m["judge"] = judge(g)
     how = g.note(
-        "Enhance face crops: each target face is cropped (faces ordered left to right), regenerated at the working "
-        "size (1024) with PuLID-Flux + Union-Pro tile, and pasted back with a feathered mask; pixels outside the "
+        "Enhance face crops: each target face is cropped (faces ordered left to right), regenerated at an automatic "
+        "working size (the face box x 1.6, 768-1024; set 'Crop target' size_mode to fixed for working_size) with PuLID-Flux + Union-Pro tile, and pasted back with a feathered mask; pixels outside the "
         "mask stay bit-identical.\n\n"
         "Face 1 (the leftmost face) uses 'Reference image'; face 2 uses 'Reference image 2'. To batch several "
         "photos of one person, join them with Batch Images before the reference crop.\n\n"
@@ -418,7 +420,8 @@ def enhance_crop(info: dict) -> Graph:
         ref_title, ref_file = (C.REFERENCE, "reference.png") if k == 1 else (C.REFERENCE_2, "reference_2.png")
         _, ref_nodes, pulid = reference_chain(g, m, suffix, ref_title, ref_file)
         crop = g.add("LikenessAutoCropFace", f"{C.CROP_TARGET}{suffix}", face_order="left-to-right", face_index=k - 1,
-                     context=1.6, aspect=1.0, working_size=1024, align_eyes=False, pad_mode="edge", no_face="error", feather=32)
+                     context=1.6, aspect=1.0, working_size=1024, align_eyes=False, pad_mode="edge", no_face="error", feather=32,
+                     size_mode="auto", auto_min=768, auto_max=1024)
         g.link(m["judge"], 0, crop, "detector")
         g.link(target, "IMAGE", crop, "image")
         p_nodes, pos, neg = prompt_chain(g, m, crop, "crops", suffix)
@@ -546,11 +549,99 @@ def score_only(info: dict) -> Graph:
     return g
 
 
+# --------------------------------------------------------------------------------------------------------
+# 5. Two people in one generation: masked multi-ID (issue 16)
+# --------------------------------------------------------------------------------------------------------
+def _half_mask(g: Graph, side: str, width: int, height: int) -> tuple[list[Node], Node]:
+    """A MASK that is 1 on the left or right half of a width x height image (core SolidMask + MaskComposite)."""
+    base = g.add("SolidMask", f"Empty mask ({side})", value=0.0, width=width, height=height)
+    half = g.add("SolidMask", f"Half ({side})", value=1.0, width=width // 2, height=height)
+    mask = g.add("MaskComposite", f"Mask: {side} half", x=0 if side == "left" else width // 2, y=0, operation="add")
+    g.link(base, 0, mask, "destination")
+    g.link(half, 0, mask, "source")
+    return [base, half, mask], mask
+
+
+def _score_halves(g: Graph, m: dict, people: list, dec: Node, width: int, height: int) -> list[Node]:
+    """Each person scored on their own half of the image (no face there: NaN, not an error)."""
+    scores = []
+    for tag, side, ref, _, _ in people:
+        half = g.add("ImageCrop", f"{side.capitalize()} half", width=width // 2, height=height, x=0 if side == "left" else width // 2, y=0)
+        d = g.add("LikenessFaceEmbedDistance", f"Distance {tag}", metric="cosine", threshold=0.0, face_order="largest",
+                  face_index=0, reference_without_face="error")
+        g.link(dec, 0, half, "image")
+        g.link(m["judge"], 0, d, "judge")
+        g.link(ref, "IMAGE", d, "reference")
+        g.link(half, 0, d, "images")
+        scores += [half, d]
+    return scores
+
+
+def multi_id(info: dict) -> Graph:
+    g = Graph(C.WORKFLOW_MULTI_ID, info)
+    m = flux_loaders(g, control=False) | pulid_loaders(g)
+    m["judge"] = judge(g)
+    width, height = 1216, 832
+    how = g.note(
+        "Two people in one image (masked multi-ID): two Apply PuLID-Flux nodes in a chain, each with its own "
+        "reference photo(s) and a MASK. The identity residual is multiplied per image token by the mask, so person "
+        "A's identity goes only where mask A is white and person B's only where mask B is; elsewhere each adds "
+        "exactly nothing.\n\n"
+        "1. Load a reference of each person (green; join several photos of one person with Batch Images).\n"
+        "2. The masks here are the left and right halves of the 1216x832 image; draw your own (Load Image (as "
+        "Mask), or a mask editor) for other layouts: keep them the size or at least the aspect of the image.\n"
+        "3. Describe both people in the prompt, left and right. 'Distance A/B' score each person "
+        "against its own reference, each on its own half of the image.",
+        title="How to use", width=340, height=400,
+    )
+    models_note = g.note(MODELS_NOTE, title="Model files", width=340, height=300)
+    people, model = [], m["unet"]
+    for side, title, file, tag in (("left", C.REFERENCE, "reference.png", "A"), ("right", C.REFERENCE_2, "reference_2.png", "B")):
+        ref = g.add("LoadImage", title, colors=INPUT_COLORS, image=file)
+        mask_nodes, mask = _half_mask(g, side, width, height)
+        apply = g.add("LikenessApplyPulidFlux", f"{C.APPLY_PULID} (person {tag})", weight=0.9, start_at=0.0, end_at=1.0,
+                      fusion="mean", face_order="largest", face_index=0, parsing_model="parsing_bisenet.pth")
+        for src, name in ((model, "model"), (m["pulid"], "pulid"), (m["eva"], "eva_clip"), (m["fa"], "face_analysis"),
+                          (ref, "image"), (mask, "mask")):
+            g.link(src, 0, apply, name)
+        model = apply
+        people.append((tag, side, ref, mask_nodes, apply))
+    prompt = g.add("CLIPTextEncode", C.PROMPT, text=(
+        "a photo of two friends side by side in a sunny park, the person on the left laughing, the person on the "
+        "right smiling, natural light, sharp focus"))
+    g.link(m["clip"], 0, prompt, "clip")
+    guid = g.add("FluxGuidance", "Flux guidance", guidance=3.5)
+    neg = g.add("ConditioningZeroOut", "Negative (unused at cfg 1)")
+    g.link(prompt, 0, guid, "conditioning")
+    g.link(prompt, 0, neg, "conditioning")
+    latent = g.add("EmptySD3LatentImage", C.LATENT_SIZE, width=width, height=height, batch_size=1)
+    ks = g.add("KSampler", C.SAMPLER, seed=42, steps=25, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    for src, name in ((model, "model"), (guid, "positive"), (neg, "negative"), (latent, "latent_image")):
+        g.link(src, 0, ks, name)
+    dec = g.add("VAEDecode", "Decode")
+    g.link(ks, 0, dec, "samples")
+    g.link(m["vae"], 0, dec, "vae")
+    save = g.add("SaveImage", C.SAVE_RESULT, filename_prefix="likeness/multi_id")
+    g.link(dec, 0, save, "images")
+    scores = _score_halves(g, m, people, dec, width, height)
+    (ta, _, ref_a, masks_a, apply_a), (tb, _, ref_b, masks_b, apply_b) = people
+    g.layout([
+        [("", GREY, [[how, models_note]])],
+        [("Models", BROWN, [[m["unet"], m["clip"], m["vae"]], [m["pulid"], m["eva"], m["fa"], m["judge"]]])],
+        [(f"Person {ta}: reference + left mask -> PuLID-Flux", GREEN, [[ref_a], masks_a, [apply_a]]),
+         (f"Person {tb}: reference + right mask -> PuLID-Flux", CYAN, [[ref_b], masks_b, [apply_b]])],
+        [("Prompt and generate 1216x832", PURPLE, [[prompt, guid, neg], [latent, ks, dec]])],
+        [("Save and score each person", YELLOW, [[save], scores[:2], scores[2:]])],
+    ])
+    return g
+
+
 BUILDERS = {
     "likeness_enhance_whole": enhance_whole,
     "likeness_enhance_crop": enhance_crop,
     "likeness_avatar": avatar,
     "likeness_score": score_only,
+    C.WORKFLOW_MULTI_ID: multi_id,
 }
 
 

@@ -13,7 +13,11 @@ constant map; scores then pass through a Sigmoid, as in released SCRFD graphs. T
 requested face is one anchor (stride 16) with a high score; every other anchor has a very negative logit,
 so ``faces=0`` gives zero detections.
 
-Recogniser (ArcFace-style: square 112x112 input): AvgPool(16) -> Flatten -> Gemm(147 -> 512).
+Recogniser (ArcFace-style: square 112x112 input): AvgPool(16) -> Flatten -> Gemm(147 -> 512), plus a 2-channel
+IResNet tower with the real network's convolution layout (stem, two 3x3 convolutions per residual block, a strided
+1x1 shortcut per stage; blocks [3, 13, 30, 3] for antelopev2's glintr100 = 103 Conv nodes, [3, 4, 14, 3] for
+buffalo_l's w600k_r50 = 53) whose small output is added to the embedding, so face.recognizer can tell the packs
+apart by their graphs, as it does for the real files.
 
 The files are written by our own ONNX encoder (``onnx_proto``), so the demo needs no ``onnx`` package; the
 graphs are built through a writer object, and the unit tests pass an ``onnx``-backed one to prove the bytes equal.
@@ -124,8 +128,46 @@ def build_detector(writer, faces: int = 1, score: float = 0.9, box_size: float |
     )
 
 
-def build_recognizer(writer, dim: int = 512, seed: int = 0):
-    """The ArcFace-style stand-in recogniser through ``writer``: 112x112 RGB crop -> ``dim`` floats."""
+IRESNET_BLOCKS = {"iresnet100": (3, 13, 30, 3), "iresnet50": (3, 4, 14, 3)}
+REC_ARCH = {"glintr100.onnx": "iresnet100", "w600k_r50.onnx": "iresnet50"}
+
+
+def _iresnet_tower(w, rng, blocks, dim: int, nodes: list, inits: list) -> str:
+    """A 2-channel IResNet (stem, [conv3x3, PReLU, conv3x3] blocks, strided 1x1 shortcut per stage) -> (B, dim)."""
+    c, n = 2, [0]
+
+    def conv(x, cin, k, stride, scale=0.05):
+        n[0] += 1
+        inits.append(w.tensor(f"t_w{n[0]}", (rng.standard_normal((c, cin, k, k)) * scale).astype(np.float32)))
+        nodes.append(w.node("Conv", [x, f"t_w{n[0]}"], [f"t_c{n[0]}"], f"tconv{n[0]}", kernel_shape=[k, k],
+                            strides=[stride, stride], pads=[k // 2] * 4))
+        return f"t_c{n[0]}"
+
+    def prelu(x):
+        n[0] += 1
+        inits.append(w.tensor(f"t_p{n[0]}", np.full((c, 1, 1), 0.25, np.float32)))
+        nodes.append(w.node("PRelu", [x, f"t_p{n[0]}"], [f"t_r{n[0]}"], f"tprelu{n[0]}"))
+        return f"t_r{n[0]}"
+
+    def add(a, b):
+        n[0] += 1
+        nodes.append(w.node("Add", [a, b], [f"t_a{n[0]}"], f"tadd{n[0]}"))
+        return f"t_a{n[0]}"
+
+    x = prelu(conv("input.1", 3, 3, 1, 0.2))
+    for stage in blocks:  # 112 -> 56 -> 28 -> 14 -> 7
+        for i in range(stage):
+            y = conv(prelu(conv(x, c, 3, 1)), c, 3, 2 if i == 0 else 1)
+            x = add(y, conv(x, c, 1, 2, 0.5) if i == 0 else x)
+    nodes.append(w.node("Flatten", [x], ["t_flat"], "tflatten", axis=1))
+    inits.append(w.tensor("t_fc_w", (rng.standard_normal((dim, c * 49)) * 0.01).astype(np.float32)))
+    nodes.append(w.node("Gemm", ["t_flat", "t_fc_w"], ["t_emb"], "tfc", transB=1))
+    return "t_emb"
+
+
+def build_recognizer(writer, dim: int = 512, seed: int = 0, arch: str = "iresnet50"):
+    """The ArcFace-style stand-in recogniser through ``writer``: 112x112 RGB crop -> ``dim`` floats; ``arch`` sets
+    the convolution layout of the tower (what face.recognizer fingerprints)."""
     rng = np.random.default_rng(seed)
     feats = 3 * 7 * 7
     w = (rng.standard_normal((dim, feats)) / math.sqrt(feats)).astype(np.float32)
@@ -135,11 +177,13 @@ def build_recognizer(writer, dim: int = 512, seed: int = 0):
     nodes = [
         writer.node("AveragePool", ["input.1"], ["pooled"], "avgpool", kernel_shape=[16, 16], strides=[16, 16]),
         writer.node("Flatten", ["pooled"], ["flat"], "flatten", axis=1),
-        writer.node("Gemm", ["flat", "fc_w", "fc_b"], ["embedding"], "fc", transB=1),
+        writer.node("Gemm", ["flat", "fc_w", "fc_b"], ["proj"], "fc", transB=1),
     ]
     inputs = [writer.value_info("input.1", ["batch", 3, 112, 112])]
     outputs = [writer.value_info("embedding", ["batch", dim])]
     inits = [writer.tensor("fc_w", w), writer.tensor("fc_b", b)]
+    tower = _iresnet_tower(writer, np.random.default_rng(seed + 1), IRESNET_BLOCKS[arch], dim, nodes, inits)
+    nodes.append(writer.node("Add", ["proj", tower], ["embedding"], "embed_add"))
     return writer.model("tiny_arcface", nodes, inputs, outputs, inits, **_MODEL_META)
 
 
@@ -155,9 +199,13 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
     return _write(path, build_detector(ProtoWriter(), faces=faces, score=score, box_size=box_size))
 
 
-def write_tiny_recognizer(path: str | Path, dim: int = 512, seed: int = 0) -> Path:
-    """Write the ArcFace-style stand-in recogniser: 112x112 RGB crop -> ``dim`` floats (random projection)."""
-    return _write(path, build_recognizer(ProtoWriter(), dim=dim, seed=seed))
+def write_tiny_recognizer(path: str | Path, dim: int = 512, seed: int = 0, arch: str | None = None) -> Path:
+    """Write the ArcFace-style stand-in recogniser: 112x112 RGB crop -> ``dim`` floats (random projection).
+
+    ``arch`` ("iresnet100" / "iresnet50") defaults from the file name: glintr100.onnx / anything else.
+    """
+    arch = arch or REC_ARCH.get(Path(path).name, "iresnet50")
+    return _write(path, build_recognizer(ProtoWriter(), dim=dim, seed=seed, arch=arch))
 
 
 def write_tiny_insightface(

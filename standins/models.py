@@ -29,6 +29,11 @@ def write_model_files(models: Path) -> dict[str, str]:
     files["florence2_remote_code"] = write_remote_code_layout(models / "LLM" / "Florence-2-remote-code").name
     layout_insightface_models(models, names=("antelopev2",), faces=1)
     insight = models / "insightface" / "models"
-    write_tiny_insightface(insight / "noface", faces=0)
-    write_tiny_insightface(insight / "three_faces", faces=3)
+    # PuLID test packs carry antelopev2's recogniser layout (Load Face Analysis for PuLID lists antelopev2* only);
+    # antelopev2_buffalo is the classic mistake: buffalo_l's w600k_r50 unzipped into an antelopev2-named folder.
+    antelope = {"det_name": "scrfd_10g_bnkps.onnx", "rec_name": "glintr100.onnx"}
+    write_tiny_insightface(insight / "antelopev2_noface", faces=0, **antelope)
+    write_tiny_insightface(insight / "antelopev2_three_faces", faces=3, **antelope)
+    write_tiny_insightface(insight / "antelopev2_buffalo", faces=1)
+    layout_insightface_models(models, names=("buffalo_l",), faces=1)
     return files

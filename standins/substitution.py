@@ -87,6 +87,8 @@ def to_standins(
             inputs["steps"] = steps
         if size is not None and cls == "LikenessAutoCropFace":
             inputs["working_size"] = size
+            if "auto_min" in inputs:  # auto working size: both bounds at the stand-in size
+                inputs["auto_min"] = inputs["auto_max"] = size
         if size is not None and cls == "EmptySD3LatentImage":
             ratio = inputs["height"] / inputs["width"]
             inputs["width"], inputs["height"] = size, max(16, round(size * ratio / 16) * 16)
@@ -108,6 +110,8 @@ UI_WIDGET_INDEX: dict[tuple[str, str], int] = {
     ("LikenessFaceJudgeLoader", "model"): 0,
     ("KSampler", "steps"): 2,
     ("LikenessAutoCropFace", "working_size"): 4,
+    ("LikenessAutoCropFace", "auto_min"): 10,
+    ("LikenessAutoCropFace", "auto_max"): 11,
     ("EmptySD3LatentImage", "width"): 0,
     ("EmptySD3LatentImage", "height"): 1,
     ("LikenessCaption", "max_new_tokens"): 3,
@@ -168,6 +172,9 @@ def ui_to_standins(
             _set_widget(node, "steps", steps)
         if size is not None and cls == "LikenessAutoCropFace":
             _set_widget(node, "working_size", size)
+            if len(node.get("widgets_values") or []) > UI_WIDGET_INDEX[(cls, "auto_max")]:
+                _set_widget(node, "auto_min", size)
+                _set_widget(node, "auto_max", size)
         if size is not None and cls == "EmptySD3LatentImage":
             width, height = node["widgets_values"][0], node["widgets_values"][1]
             _set_widget(node, "width", size)

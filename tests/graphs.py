@@ -57,3 +57,15 @@ def with_pulid(comfy, refs, weight=1.0, start=0.0, end=1.0, analysis="antelopev2
     }
     g["8"]["inputs"]["model"] = [f"{key}a", 0]
     return g
+
+
+def with_half_mask(g: dict, apply_key: str, side: str, size: int = 128, key: str = "m") -> dict:
+    """Give Apply PuLID-Flux ``apply_key`` a MASK (core SolidMask + MaskComposite): 1 on the left or right half."""
+    g[f"{key}0"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": size, "height": size}}
+    g[f"{key}1"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": size // 2, "height": size}}
+    g[f"{key}2"] = {
+        "class_type": "MaskComposite",
+        "inputs": {"destination": [f"{key}0", 0], "source": [f"{key}1", 0], "x": 0 if side == "left" else size // 2, "y": 0, "operation": "add"},
+    }
+    g[apply_key]["inputs"]["mask"] = [f"{key}2", 0]
+    return g

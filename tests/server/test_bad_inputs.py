@@ -338,9 +338,9 @@ def test_pickled_eva_and_parsing_files_are_refused_without_running(comfy, baseli
 def test_a_pack_unzipped_one_folder_too_deep_names_the_fix(comfy, baseline):
     from likeness.standins.insightface_onnx import layout_insightface_models
 
-    layout_insightface_models(comfy.server.models, names=("nestedpack",), nested=True)
+    layout_insightface_models(comfy.server.models, names=("antelopev2_nested",), nested=True)
     g = _pulid_loader_graph(comfy, comfy.files["pulid"])
-    g["pf"]["inputs"]["model"] = "insightface: nestedpack"
-    with pytest.raises(ExecutionFailed, match="nestedpack.*nestedpack"):
+    g["pf"]["inputs"]["model"] = "insightface: antelopev2_nested"
+    with pytest.raises(ExecutionFailed, match="antelopev2_nested.*antelopev2_nested"):
         comfy.run(g)
     _served_next(comfy, baseline)

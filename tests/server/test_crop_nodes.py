@@ -102,3 +102,36 @@ def test_upscale_if_small_runs_esrgan_on_a_small_face(comfy):
     img = comfy.image(comfy.run(g).images("save")[0])
     assert img.size == (512, 512)
     assert comfy.server.log_text().count("Upscale If Small: face") == before + 1
+
+
+def test_auto_working_size_covers_the_face_box_within_the_bounds(comfy):
+    """A 1536x1024 photo with a realistic 300 px face: auto crops at the smallest multiple of 64 >= 1.6 x the box
+    (clamped to the bounds), read back from the log and the crop; absent size_mode keeps the fixed size."""
+    import re
+
+    import cv2
+    import skimage.data
+
+    astro = skimage.data.astronaut()
+    big = cv2.resize(astro, (1536, 1536), interpolation=cv2.INTER_CUBIC)[256:1280]  # 1536x1024, face ~300 px
+    g = _base(comfy.upload(big, "astro_auto.png"))
+    g["crop"] = _crop_node(["in", 0], working=1024)
+    g["save"] = {"class_type": "SaveImage", "inputs": {"images": ["crop", 0], "filename_prefix": "autocrop"}}
+    sizes = {}
+    for mode, low, high in (("auto", 256, 1024), ("auto", 768, 1024), ("auto", 256, 384), (None, 768, 1024)):
+        if mode:
+            g["crop"]["inputs"].update(size_mode=mode, auto_min=low, auto_max=high)
+        else:
+            for k in ("size_mode", "auto_min", "auto_max"):
+                g["crop"]["inputs"].pop(k, None)
+        before = len(comfy.server.log_text())
+        sizes[(mode, low, high)] = comfy.image(comfy.run(g).images("save")[0]).size[0]
+        boxes = re.findall(r"working size auto -> \d+ \(crop boxes \[\(([-\d, ]+)\)\]", comfy.server.log_text()[before:])
+        if mode:
+            x0, y0, x1, y1 = (int(v) for v in boxes[0].split(","))
+            longest = max(x1 - x0, y1 - y0)
+            assert 400 <= longest <= 600  # 1.6 x a ~300 px face
+    cover = -(-longest // 64) * 64
+    assert sizes[("auto", 256, 1024)] == cover
+    assert sizes[("auto", 768, 1024)] == 768 and sizes[("auto", 256, 384)] == 384
+    assert sizes[(None, 768, 1024)] == 1024  # an API graph without size_mode keeps working_size

@@ -67,7 +67,7 @@ def test_encoders_run_once_then_come_from_the_cache(comfy, refs):
 
 
 def test_reference_without_face_names_its_index(comfy, refs):
-    g = _with_pulid(comfy, refs, analysis="noface")
+    g = _with_pulid(comfy, refs, analysis="antelopev2_noface")
     with pytest.raises(ExecutionFailed, match="reference image 0 has no detectable face"):
         comfy.run(g)
 
@@ -75,14 +75,14 @@ def test_reference_without_face_names_its_index(comfy, refs):
 def test_several_faces_use_the_largest_by_default(comfy, refs):
     from likeness.face.judge import InsightFaceJudge, select_faces
 
-    judge = InsightFaceJudge(comfy.server.models / "insightface" / "models" / "three_faces")
+    judge = InsightFaceJudge(comfy.server.models / "insightface" / "models" / "antelopev2_three_faces")
     arr = np.asarray(Image.open(comfy.server.input_dir / refs[0]).convert("RGB"))
     largest = select_faces(judge.detect_embed(arr), order="largest", index=0)[0]
     before = len(comfy.server.log_text())
-    default = _run_img(comfy, _with_pulid(comfy, refs[:1], analysis="three_faces"))
+    default = _run_img(comfy, _with_pulid(comfy, refs[:1], analysis="antelopev2_three_faces"))
     used = re.findall(r"reference 0 uses face box \[([-\d, ]+)\]", comfy.server.log_text()[before:])
     assert used and [int(v) for v in used[0].split(",")] == [round(v) for v in largest.box]
-    other = _run_img(comfy, _with_pulid(comfy, refs[:1], analysis="three_faces", index=2))
+    other = _run_img(comfy, _with_pulid(comfy, refs[:1], analysis="antelopev2_three_faces", index=2))
     assert not np.array_equal(default, other)
 
 

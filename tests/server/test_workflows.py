@@ -1,6 +1,7 @@
 """The shipped workflows: UI files convert to the committed API copies, every value is valid for the live
 server's node specs, and every workflow runs end to end on the stand-ins through /prompt."""
 
+import json
 import math
 import uuid
 from pathlib import Path
@@ -24,7 +25,7 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
-NAMES = ["likeness_enhance_whole", "likeness_enhance_crop", "likeness_avatar", "likeness_score"]
+NAMES = ["likeness_enhance_whole", "likeness_enhance_crop", "likeness_avatar", "likeness_score", "likeness_multi_id"]
 T1_CROP = (0, 200, 640, 480)  # x0, y0, x1, y1 of insightface's t1.jpg: two faces dlib scores 2.04 and 1.12
 FACES_IN_CROP = ((67, 80, 176, 188), (462, 104, 570, 212))  # their dlib boxes in the crop, left to right
 
@@ -238,6 +239,25 @@ def test_avatar_runs_on_standins(comfy, images):
     assert comfy.image(saved).size == (128, 176)  # 896x1216 scaled to the stand-in size, multiple of 16
     (row,) = _output(graph, res, "Identity distance")["likeness_face_distance"]
     assert "no_face" in row
+
+
+def test_multi_id_puts_two_masked_identities_in_one_generation(comfy, images):
+    names, _ = images
+    params = {"reference": names["reference"], "reference_2": names["reference_2"], "seed": 5}
+    graph, res = _run(comfy, "likeness_multi_id", params)
+    (saved,) = _output(graph, res, "Save result")["images"]
+    assert comfy.image(saved).size == (128, 80)  # 1216x832 scaled to the stand-in size, multiple of 16
+    applies = nodes_titled(graph, "Apply PuLID-Flux")
+    assert len(applies) == 2 and all(isinstance(graph[a]["inputs"].get("mask"), list) for a in applies)
+    assert graph[applies[1]]["inputs"]["model"][0] == applies[0]  # chained: A then B on one model
+    for title in ("Distance A", "Distance B"):
+        assert "no_face" in _output(graph, res, title)["likeness_face_distance"][0]
+    # without the masks, the same two identities everywhere give another image
+    unmasked = json.loads(json.dumps(graph))
+    for a in applies:
+        unmasked[a]["inputs"].pop("mask")
+    (other,) = comfy.run(unmasked).outputs[nodes_titled(graph, "Save result")[0]]["images"]
+    assert not np.array_equal(np.asarray(comfy.image(other)), np.asarray(comfy.image(saved)))
 
 
 def test_score_runs_and_scores_the_reference_as_itself(comfy, images):

@@ -29,6 +29,8 @@ FILLED = {
     C.WORKFLOW_SCORE: dict(reference="r.png", target="t.png", enhanced="e.png", judge="dlib (hog)"),
     C.WORKFLOW_AVATAR: dict(reference="r.png", pose="p.png", prompt="p", seed=1, steps=2, width=512, height=512,
                             pulid_weight=0.4, control_strength=0.8, output_prefix="x"),
+    C.WORKFLOW_MULTI_ID: dict(reference="r.png", reference_2="r2.png", prompt="p", seed=1, steps=2, width=512,
+                              height=512, pulid_weight=0.9, pulid_start=0.0, pulid_end=1.0, output_prefix="x"),
 }  # fmt: skip
 
 

@@ -449,3 +449,15 @@ def test_lab_conversion_matches_skimage_and_round_trips() -> None:
     lab = _srgb_to_lab(rgb)
     assert np.allclose(lab.numpy(), color.rgb2lab(rgb.numpy()), atol=0.02)
     assert torch.allclose(_lab_to_srgb(lab), rgb, atol=1e-6)
+
+
+def test_auto_working_size_is_the_smallest_covering_multiple_of_64_within_bounds() -> None:
+    from likeness.face.geometry import auto_working_size
+
+    assert auto_working_size([(0, 0, 480, 470)], 256, 1024) == 512  # 480 -> 512
+    assert auto_working_size([(0, 0, 480, 470), (10, 10, 650, 600)], 256, 1024) == 640  # the longest box counts
+    assert auto_working_size([(0, 0, 300, 300)]) == 768  # clamped up to the default low bound
+    assert auto_working_size([(0, 0, 1500, 1400)]) == 1024  # and down to the high bound
+    assert auto_working_size([]) == 1024
+    with pytest.raises(ValueError, match="low"):
+        auto_working_size([(0, 0, 10, 10)], 1024, 768)

@@ -103,11 +103,16 @@ def test_demo_stand_in_writer_runs_with_onnx_unimportable(tmp_path):
     assert written == [
         "antelopev2/glintr100.onnx",
         "antelopev2/scrfd_10g_bnkps.onnx",
-        "noface/det_10g.onnx",
-        "noface/w600k_r50.onnx",
-        "three_faces/det_10g.onnx",
-        "three_faces/w600k_r50.onnx",
+        "antelopev2_buffalo/det_10g.onnx",
+        "antelopev2_buffalo/w600k_r50.onnx",
+        "antelopev2_noface/glintr100.onnx",
+        "antelopev2_noface/scrfd_10g_bnkps.onnx",
+        "antelopev2_three_faces/glintr100.onnx",
+        "antelopev2_three_faces/scrfd_10g_bnkps.onnx",
+        "buffalo_l/det_10g.onnx",
+        "buffalo_l/w600k_r50.onnx",
     ]
     # The files written without onnx are the reference graphs, byte for byte.
-    assert (packs / "three_faces" / "det_10g.onnx").read_bytes() == build_detector(OnnxWriter(), faces=3).SerializeToString()
-    assert (packs / "antelopev2" / "glintr100.onnx").read_bytes() == build_recognizer(OnnxWriter()).SerializeToString()
+    assert (packs / "antelopev2_three_faces" / "scrfd_10g_bnkps.onnx").read_bytes() == build_detector(OnnxWriter(), faces=3).SerializeToString()
+    assert (packs / "antelopev2" / "glintr100.onnx").read_bytes() == build_recognizer(OnnxWriter(), arch="iresnet100").SerializeToString()
+    assert (packs / "buffalo_l" / "w600k_r50.onnx").read_bytes() == build_recognizer(OnnxWriter()).SerializeToString()

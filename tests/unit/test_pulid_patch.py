@@ -292,3 +292,68 @@ def test_deepcopy_like_modelpatcher_clone_shares_weights():
     args = _double_args()
     want = chained[("double_block", 0)](args, {"original_block": FakeBlock(False)})["img"]
     assert torch.equal(c(args, {"original_block": FakeBlock(False)})["img"], want)
+
+
+def _grid_ids(h: int, w: int, kontext: tuple[int, int] | None = None) -> torch.Tensor:
+    """Flux position ids as process_img builds them: (index, row, col), then optional Kontext tokens (index 1)."""
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ids = torch.stack((torch.zeros(h * w), rows.flatten().float(), cols.flatten().float()), -1)
+    if kontext is not None:
+        kr, kc = torch.meshgrid(torch.arange(kontext[0]), torch.arange(kontext[1]), indexing="ij")
+        ids = torch.cat((ids, torch.stack((torch.ones(kr.numel()), kr.flatten().float(), kc.flatten().float()), -1)))
+    return ids[None]
+
+
+def test_token_grid_from_position_ids_stops_at_kontext_tokens():
+    assert patch_mod.image_token_grid(_grid_ids(2, 5)) == (2, 5)
+    assert patch_mod.image_token_grid(_grid_ids(3, 4, kontext=(2, 2))) == (3, 4)
+    # "uxo" Kontext method: same index 0, rows and columns offset past the grid
+    ids = _grid_ids(2, 3)
+    extra = torch.tensor([[[0.0, 2.0, 3.0], [0.0, 2.0, 4.0]]])
+    assert patch_mod.image_token_grid(torch.cat((ids, extra), 1)) == (2, 3)
+
+
+def test_mask_resized_to_the_token_grid_gives_exact_zeros_outside():
+    mask = torch.zeros(1, 32, 80)  # 2 x 5 tokens of 16 px
+    mask[:, :, 48:] = 1.0  # right two token columns
+    mask[:, 16:, 40:48] = 1.0  # half of one token
+    w = patch_mod.mask_token_weights(mask, (2, 5), 12)[0, :, 0]
+    assert w.tolist() == [0, 0, 0, 1, 1, 0, 0, 0.5, 1, 1, 0, 0]  # two trailing (Kontext) tokens get 0
+
+
+def test_masked_residual_is_zero_outside_the_mask():
+    model, ids = _model(), _ids()
+    mask = torch.zeros(1, 32, 80)
+    mask[:, :, :32] = 1.0  # left two of five token columns
+    patches = flux_block_patches(model, ids, 0.8, 1.0, 0.2, N_DOUBLE, N_SINGLE, mask=mask)
+    probe = patch_mod.token_grid_probe(patches)
+    args = _double_args()
+    seen = probe({"img": args["img"], "txt": args["txt"], "img_ids": _grid_ids(2, 5), "txt_ids": None})
+    assert seen["img"] is args["img"] and patches[("double_block", 0)].injection.grid == (2, 5)
+    out = patches[("double_block", 0)](args, {"original_block": FakeBlock(False)})["img"]
+    ref = FakeBlock(False)(args)["img"]
+    inside = torch.tensor([c < 2 for _ in range(2) for c in range(5)])
+    assert torch.equal(out[:, ~inside], ref[:, ~inside])  # exactly untouched
+    full = ref + 0.8 * model.ca[0](ids.expand(B, -1, -1), ref)
+    torch.testing.assert_close(out[:, inside], full[:, inside])
+    single = _single_args()
+    out_s = patches[("single_block", 4)](single, {"original_block": FakeBlock(True)})["img"]
+    ref_s = FakeBlock(True)(single)["img"]
+    assert torch.equal(out_s[:, :TXT], ref_s[:, :TXT]) and torch.equal(out_s[:, TXT:][:, ~inside], ref_s[:, TXT:][:, ~inside])
+    assert not torch.equal(out_s[:, TXT:][:, inside], ref_s[:, TXT:][:, inside])
+
+
+def test_uncond_rows_get_the_uncond_tokens_only_when_given():
+    model, ids, zero = _model(), _ids(), _ids(seed=5)
+    args = _double_args(batch=4, cond_or_uncond=[1, 0])  # calc_cond_batch order: uncond chunk, then cond chunk
+    ref = FakeBlock(False)(args)["img"]
+    with_un = flux_block_patches(model, ids, 1.0, 1.0, 0.2, N_DOUBLE, N_SINGLE, uncond_tokens=zero)
+    out = with_un[("double_block", 0)](args, {"original_block": FakeBlock(False)})["img"]
+    torch.testing.assert_close(out[:2], ref[:2] + model.ca[0](zero.expand(2, -1, -1), ref[:2]))
+    torch.testing.assert_close(out[2:], ref[2:] + model.ca[0](ids.expand(2, -1, -1), ref[2:]))
+    plain = _patches(model, ids, weight=1.0)[("double_block", 0)](args, {"original_block": FakeBlock(False)})["img"]
+    torch.testing.assert_close(plain, ref + model.ca[0](ids.expand(4, -1, -1), ref))  # default: today's behaviour
+    cond_only = _double_args(batch=4, cond_or_uncond=[0])
+    out_c = with_un[("double_block", 0)](cond_only, {"original_block": FakeBlock(False)})["img"]
+    ref_c = FakeBlock(False)(cond_only)["img"]
+    torch.testing.assert_close(out_c, ref_c + model.ca[0](ids.expand(4, -1, -1), ref_c))
