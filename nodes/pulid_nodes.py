@@ -16,6 +16,7 @@ from ..face.judge import FACE_ORDERS, select_faces, to_rgb_uint8
 from ..face.parsing import load_bisenet
 from ..face.pulid_features import prepare_pulid_face, to_gray
 from . import comfy_adapter as host
+from .pulid_support import check_model
 from .types import CATEGORY, EVA_CLIP, FACE_ANALYSIS, PULID
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class LikenessApplyPulidFlux:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "A Flux model (flux1-dev)."}),
+                "model": ("MODEL", {"tooltip": "A FLUX.1 model (dev, Krea, Kontext, schnell) or Chroma; others are refused with the reason."}),
                 "pulid": (PULID, {"tooltip": "From Load PuLID-Flux Model."}),
                 "eva_clip": (EVA_CLIP, {"tooltip": "From Load EVA-CLIP."}),
                 "face_analysis": (FACE_ANALYSIS, {"tooltip": "From Load Face Analysis for PuLID (antelopev2)."}),
@@ -212,7 +213,7 @@ class LikenessApplyPulidFlux:
             raise ValueError(f"start_at ({start_at}) must not be after end_at ({end_at}); swap them")
         if not torch.isfinite(image).all():
             raise ValueError("the reference image contains NaN or inf values; check the node that produced it")
-        n_double, n_single = host.flux_block_counts(model)
+        n_double, n_single = check_model(model, pulid.module.config.flux_dim, pulid.name)
         if weight == 0:
             log.info("PuLID-Flux: weight 0, model returned unpatched")
             return (model,)
@@ -239,6 +240,7 @@ class LikenessApplyPulidFlux:
         )
         for (block, idx), fn in patches.items():
             m.set_model_patch_replace(fn, "dit", block, idx)
+        host.add_diffusion_model_wrapper(m, "likeness_pulid", pulid_lib.image_token_wrapper(patches))  # Kontext
         m.set_additional_models("likeness_pulid", [pulid.patcher])
         return (m,)
 

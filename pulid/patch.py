@@ -4,7 +4,8 @@ Hook contract (ComfyUI 0.3.75 ``comfy/ldm/flux/model.py::forward_orig``, no comf
 is called as ``fn(args, {"original_block": block_wrap})``. Double blocks get ``args`` with img, txt, vec, pe,
 attn_mask, transformer_options and return ``{"img", "txt"}``; single blocks get img = concat(txt, img) and return
 ``{"img"}``. Newer releases add keys (e.g. ``transformer_options["img_slice"] = [txt_len, total_len]``), so
-everything is read by key and passed through untouched.
+everything is read by key and passed through untouched. With Kontext reference latents the image stream also
+carries the references' tokens after the generated image's; only the generated ones get the residual (tokens.py).
 
 Injection points and formula per the official PuLID-Flux release (see shared/reference/README.md): after double
 block i with i % 2 == 0 and after single block i with i % 4 == 0, ``img = img + weight * ca[n](id_tokens, img)``.
@@ -21,8 +22,9 @@ from collections.abc import Callable, Mapping
 import torch
 
 from .model import PerceiverAttentionCA, PulidFlux
+from .tokens import ImageTokenCounter, generated_span
 
-__all__ = ["PulidBlockPatch", "ca_schedule", "flux_block_patches", "release_cast_cache"]
+__all__ = ["PulidBlockPatch", "ca_schedule", "flux_block_patches", "image_token_wrapper", "release_cast_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class _Injection:
         self.sigma_start = float(sigma_start)
         self.sigma_end = float(sigma_end)
         self.txt_len: int | None = None
+        self.image_tokens: int | None = None  # generated-image tokens of this forward (ImageTokenCounter)
         self._ids: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self._last_sigmas: object = None
         self._last_active = True
@@ -181,10 +184,10 @@ class PulidBlockPatch:
         if inj.weight == 0.0 or not inj.active(opts):
             return out
         img = out["img"]
-        if self.block_type == "double_block":
+        start, end = self._image_range(opts, img.shape[1])
+        if (start, end) == (0, img.shape[1]):
             new_img = img + inj.weight * inj.residual(self.ca_index, img)
-        else:
-            start, end = self._image_range(opts, img.shape[1])
+        else:  # text (single blocks) and Kontext reference tokens stay untouched
             part = img[:, start:end]
             part = part + inj.weight * inj.residual(self.ca_index, part)
             new_img = torch.cat((img[:, :start], part, img[:, end:]), dim=1)
@@ -193,18 +196,9 @@ class PulidBlockPatch:
         return result
 
     def _image_range(self, opts: Mapping, length: int) -> tuple[int, int]:
-        """Where the image tokens sit in a single block's sequence: img_slice if given, else after the text."""
-        sl = opts.get("img_slice") if isinstance(opts, Mapping) else None
-        if isinstance(sl, slice):
-            return sl.indices(length)[:2]
-        if isinstance(sl, (list, tuple)) and len(sl) >= 2:
-            return int(sl[0]), int(sl[1])
-        if self.injection.txt_len is None:
-            raise RuntimeError(
-                "PuLID: single block called before any double block of this forward; cannot tell text tokens "
-                "from image tokens"
-            )
-        return self.injection.txt_len, length
+        """[start, end) of the generated image's tokens in this block's sequence (see tokens.generated_span)."""
+        inj = self.injection
+        return generated_span(self.block_type, length, inj.txt_len, inj.image_tokens, opts)
 
     def to(self, *args, **kwargs) -> PulidBlockPatch:
         """ComfyUI moves patches to the load device before sampling and to the offload device after: drop GPU
@@ -267,3 +261,11 @@ def flux_block_patches(
         key: PulidBlockPatch(injection, key[0], key[1], ca_index, previous.get(key))
         for key, ca_index in schedule.items()
     }
+
+
+def image_token_wrapper(patches: Mapping[tuple[str, int], PulidBlockPatch]) -> ImageTokenCounter:
+    """The diffusion-model wrapper that tells these patches which tokens are the generated image (Kontext)."""
+    injections = {id(p.injection): p.injection for p in patches.values()}
+    if len(injections) != 1:
+        raise ValueError("PuLID: image_token_wrapper needs the patches of one flux_block_patches call")
+    return ImageTokenCounter(next(iter(injections.values())))
