@@ -251,4 +251,7 @@ NODE_CLASS_MAPPINGS = {
     "LikenessTestTinyVAE": LikenessTestTinyVAE,
     "LikenessTestTinyUnionControlNet": LikenessTestTinyUnionControlNet,
 }
+from . import families as _families  # noqa: E402  (other base-model families; imports this module's helpers)
+
+NODE_CLASS_MAPPINGS.update(_families.NODE_CLASS_MAPPINGS)
 NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("LikenessTest", "Test stand-in: ") for k in NODE_CLASS_MAPPINGS}
