@@ -222,3 +222,15 @@ def dit_replace_patches(model) -> dict:
 
 def percent_to_sigma(model, percent: float) -> float:
     return float(model.get_model_object("model_sampling").percent_to_sigma(percent))
+
+
+def vae_encode(vae, image):
+    """Latent samples of an IMAGE batch, as core VAE Encode gives them (RGB only)."""
+    return vae.encode(image[:, :, :, :3])
+
+
+def append_reference_latents(conditioning, latents: list):
+    """Conditioning with ``latents`` appended to reference_latents, as core Reference Latent does (node_helpers)."""
+    import node_helpers
+
+    return node_helpers.conditioning_set_values(conditioning, {"reference_latents": list(latents)}, append=True)

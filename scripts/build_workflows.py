@@ -555,6 +555,7 @@ BUILDERS = {
     "likeness_avatar": avatar,
     "likeness_score": score_only,
 }
+BUILDERS.update(__import__("build_workflows_edit").builders(sys.modules[__name__]))  # Kontext, FLUX.2 (issue 17)
 
 
 def _object_info(args) -> dict:

@@ -60,10 +60,15 @@ def _seeded_(module: torch.nn.Module, seed: int, std: float = 0.05) -> torch.nn.
     return module
 
 
-def tiny_flux_patcher(seed: int = 0, depth: int = 2, depth_single_blocks: int = 4) -> comfy.model_patcher.ModelPatcher:
+def tiny_flux_patcher(seed: int = 0, depth: int = 2, depth_single_blocks: int = 4, weight_dtype: str = "default") -> comfy.model_patcher.ModelPatcher:
     cfg = dict(TINY_FLUX, depth=depth, depth_single_blocks=depth_single_blocks)
     model_config = comfy.supported_models.Flux(cfg)
-    model_config.set_inference_dtype(torch.float32, None)
+    if weight_dtype == "fp8_e4m3fn":  # as comfy.sd.load_diffusion_model_state_dict does for UNETLoader's option
+        supported = model_config.supported_inference_dtypes
+        manual_cast = mm.unet_manual_cast(torch.float8_e4m3fn, mm.get_torch_device(), supported)
+        model_config.set_inference_dtype(torch.float8_e4m3fn, manual_cast)
+    else:
+        model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
     _seeded_(model.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
@@ -172,11 +177,12 @@ class LikenessTestTinyFlux:
             "optional": {
                 "depth": ("INT", {"default": 2, "min": 1, "max": 19, "tooltip": "double blocks"}),
                 "depth_single_blocks": ("INT", {"default": 4, "min": 1, "max": 38, "tooltip": "single blocks"}),
+                "weight_dtype": (["default", "fp8_e4m3fn"], {"tooltip": "as UNETLoader's weight_dtype"}),
             },
         }
 
-    def load(self, seed, depth=2, depth_single_blocks=4):
-        return (tiny_flux_patcher(seed, depth, depth_single_blocks),)
+    def load(self, seed, depth=2, depth_single_blocks=4, weight_dtype="default"):
+        return (tiny_flux_patcher(seed, depth, depth_single_blocks, weight_dtype),)
 
 
 class LikenessTestTinyTextEncoder:
@@ -251,7 +257,9 @@ NODE_CLASS_MAPPINGS = {
     "LikenessTestTinyVAE": LikenessTestTinyVAE,
     "LikenessTestTinyUnionControlNet": LikenessTestTinyUnionControlNet,
 }
+from . import coexist as _coexist  # noqa: E402
 from . import families as _families  # noqa: E402  (other base-model families; imports this module's helpers)
 
 NODE_CLASS_MAPPINGS.update(_families.NODE_CLASS_MAPPINGS)
+NODE_CLASS_MAPPINGS.update(_coexist.NODE_CLASS_MAPPINGS)
 NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("LikenessTest", "Test stand-in: ") for k in NODE_CLASS_MAPPINGS}
