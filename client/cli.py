@@ -43,7 +43,13 @@ log = logging.getLogger("likeness")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_REJECTED, EXIT_GATE = 0, 1, 2, 3, 4, 5
 STANDINS_DIR = PACK_DIR / "tests" / "standins" / "comfy_pack"
 EXAMPLES = PACK_DIR / "examples"
-WORKFLOWS = {"whole": "likeness_enhance_whole", "crop": "likeness_enhance_crop"}
+# --mode -> workflow (one entry per workflow)
+WORKFLOWS = {
+    "whole": "likeness_enhance_whole",
+    "crop": "likeness_enhance_crop",
+    "kontext": "likeness_enhance_kontext",
+    "flux2": "likeness_enhance_flux2",
+}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 # What the shipped workflows load (README model table): path under models/ -> accepted alternatives.
@@ -543,7 +549,7 @@ def _server_options(p: argparse.ArgumentParser) -> None:
 
 def _generation_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generation")
-    g.add_argument("--mode", choices=sorted(WORKFLOWS), default="whole", help="regenerate the whole image, or face crops pasted back")
+    g.add_argument("--mode", choices=sorted(WORKFLOWS), default="whole", help="whole: regenerate the whole image; crop: face crops pasted back; kontext: FLUX.1 Kontext edit + PuLID; flux2: FLUX.2 reference images, crop pasted back")
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--steps", type=int, help="sampler steps (workflow default 28)")
     g.add_argument("--denoise", type=float, help="img2img denoise (workflow default 0.75)")

@@ -100,7 +100,7 @@ class TinyFlux2TextEncoder(TinyFluxTextEncoder):
 
     def encode_from_tokens_scheduled(self, tokens, unprojected=False, add_dict=None, show_pbar=True):
         cond, _ = self._encode(tokens["text"])
-        return [[cond, dict(add_dict or {})]]
+        return [[cond, {"pooled_output": None, **(add_dict or {})}]]  # as ComfyUI gives a TE without pooled output
 
 
 _TIP = "Test stand-in: random seeded weights."
