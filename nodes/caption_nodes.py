@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from ..face.caption import TASKS, compose_prompt, load_florence2
+from ..caption.florence2 import TASKS, compose_prompt, load_florence2
 from . import comfy_adapter as host
 from .types import CAPTIONER, CATEGORY
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ..common.errors import LikenessError
 from . import comfy_adapter as host
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ ALTERNATIVE = (
 )
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(LikenessError, ValueError):
     """The MODEL given to Apply PuLID-Flux is not one PuLID-Flux can serve."""
 
 

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import importroot  # noqa: E402  (this checkout importable as ``likeness``)
 
-from client.workflow_format import UPLOAD_FLAGS, input_specs, ui_to_api, widget_slots  # noqa: E402
+importroot.ensure()
+
+from likeness.client.workflow_format import UPLOAD_FLAGS, input_specs, ui_to_api, widget_slots  # noqa: E402
 
 log = logging.getLogger("build_workflows")
 WORKFLOWS = ROOT / "workflows"
@@ -561,12 +563,12 @@ BUILDERS.update(__import__("build_workflows_edit").builders(sys.modules[__name__
 def _object_info(args) -> dict:
     if args.object_info:
         return json.loads(Path(args.object_info).read_text())
-    from client.api import ComfyClient
+    from likeness.client.api import ComfyClient
 
     if args.url:
         return ComfyClient(args.url).object_info()
-    from client.provision import ensure_comfyui
-    from client.server import EmbeddedServer
+    from likeness.client.provision import ensure_comfyui
+    from likeness.client.server import EmbeddedServer
 
     with EmbeddedServer(ensure_comfyui()) as server:
         return server.start().object_info()

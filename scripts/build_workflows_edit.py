@@ -12,10 +12,9 @@ twice when it runs as a script.
 
 from __future__ import annotations
 
-KONTEXT = "flux1-kontext-dev.safetensors"
-FLUX2 = "flux2_dev_fp8mixed.safetensors"  # Comfy-Org/flux2-dev split files
-FLUX2_TE = "mistral_3_small_flux2_bf16.safetensors"
-FLUX2_VAE = "flux2-vae.safetensors"
+from likeness import contract as C
+
+KONTEXT, FLUX2, FLUX2_TE, FLUX2_VAE = C.KONTEXT_DEV, C.FLUX2_DEV, C.FLUX2_TEXT_ENCODER, C.FLUX2_VAE
 KONTEXT_PROMPT = (
     "Restore this person's face so it is sharp and natural and clearly the same person. Keep everything else "
     "exactly the same: pose, expression, hair, clothes, background, lighting, colours and framing."
@@ -28,7 +27,10 @@ FLUX2_PROMPT = (
 
 def builders(bw) -> dict:
     """{workflow name: builder(object_info) -> bw.Graph}."""
-    return {"likeness_enhance_kontext": lambda info: _kontext(bw, info), "likeness_enhance_flux2": lambda info: _flux2(bw, info)}
+    return {
+        C.WORKFLOW_ENHANCE_KONTEXT: lambda info: _kontext(bw, info),
+        C.WORKFLOW_ENHANCE_FLUX2: lambda info: _flux2(bw, info),
+    }
 
 
 def _fit_to(bw, g, target, image):
@@ -43,7 +45,7 @@ def _fit_to(bw, g, target, image):
 
 
 def _kontext(bw, info):
-    g = bw.Graph("likeness_enhance_kontext", info)
+    g = bw.Graph(C.WORKFLOW_ENHANCE_KONTEXT, info)
     m = {
         "unet": g.add("UNETLoader", "FLUX.1 Kontext [dev]", unet_name=KONTEXT, weight_dtype="default"),
         "clip": g.add("DualCLIPLoader", "Text encoders (CLIP-L + T5-XXL)", clip_name1=bw.CLIP_L, clip_name2=bw.T5, type="flux"),
@@ -105,7 +107,7 @@ def _kontext(bw, info):
 
 
 def _flux2(bw, info):
-    g = bw.Graph("likeness_enhance_flux2", info)
+    g = bw.Graph(C.WORKFLOW_ENHANCE_FLUX2, info)
     m = {
         "unet": g.add("UNETLoader", "FLUX.2 [dev]", unet_name=FLUX2, weight_dtype="default"),
         "clip": g.add("CLIPLoader", "Text encoder (Mistral 3 Small)", clip_name=FLUX2_TE, type="flux2", device="default"),

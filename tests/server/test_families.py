@@ -9,8 +9,7 @@ Apply node itself (so before sampling) with the family and both widths named.
 import numpy as np
 import pytest
 from graphs import face_noise, t2i_flux, with_pulid
-
-from client.api import ExecutionFailed
+from likeness.client.api import ExecutionFailed
 
 
 def _img(comfy, graph):

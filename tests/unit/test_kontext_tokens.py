@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from standins.configs import UNIT_PULID, seeded_unit_pulid
-
-from pulid import flux_block_patches, generated_span, image_token_count, image_token_wrapper
+from configs import UNIT_PULID, seeded_unit_pulid
+from likeness.pulid import flux_block_patches, generated_span, image_token_count, image_token_wrapper
 
 N_DOUBLE, N_SINGLE, TXT = 5, 9, 6
 WEIGHT = 0.8
