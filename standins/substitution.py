@@ -99,9 +99,10 @@ def to_standins(
             node["class_type"], stand_inputs = standin
             node["inputs"] = dict(stand_inputs)
             continue
-        if size is not None and cls == "FluxKontextImageScale":  # ~1 megapixel: too large for the stand-ins
+        if cls == "FluxKontextImageScale":  # ~1 megapixel: too large for the stand-ins on a CPU
+            side = size or 256
             node["class_type"] = "ImageScaleToTotalPixels"
-            node["inputs"] = {"image": inputs["image"], "upscale_method": "bilinear", "megapixels": max(0.01, size * size / 1e6)}
+            node["inputs"] = {"image": inputs["image"], "upscale_method": "bilinear", "megapixels": max(0.01, side * side / 1e6)}
             continue
         for (file_cls, name), (key, default) in STANDIN_FILES.items():
             if cls == file_cls and name in inputs and not isinstance(inputs[name], list):
@@ -177,6 +178,13 @@ def ui_to_standins(
         cls = node.get("type")
         if cls == "LoraLoaderModelOnly":
             node["mode"] = 4  # no stand-in LoRA file
+            continue
+        if cls == "FluxKontextImageScale":  # as to_standins: ImageScaleToTotalPixels (same image socket)
+            side = size or 256
+            node["type"] = "ImageScaleToTotalPixels"
+            node["widgets_values"] = ["bilinear", max(0.01, side * side / 1e6)]
+            if "Node name for S&R" in (node.get("properties") or {}):
+                node["properties"]["Node name for S&R"] = node["type"]
             continue
         standin = _standin_class(cls, node.get("widgets_values") or [])
         if standin is not None:

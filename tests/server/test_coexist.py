@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from graphs import face_noise, t2i_flux, with_pulid, with_union_control
 
-STEPS = 8
+CACHE_STEPS = 8  # enough steps for the caches to skip some; the other cases keep the default 4
 
 
 def _img(comfy, graph):
     return np.asarray(comfy.image(comfy.run(graph).images("10")[0])).astype(np.int16)
 
 
-def _graph(comfy, ref, pulid, weight=1.0, start=0.0, end=1.0):
-    """t2i with STEPS steps; with PuLID ("pa") on node "1" when ``pulid``. The sampler model is "8".model."""
+def _graph(comfy, ref, pulid, weight=1.0, start=0.0, end=1.0, steps=4):
+    """t2i; with PuLID ("pa") on node "1" when ``pulid``. The sampler model is "8".model."""
     g = with_pulid(comfy, [ref], weight=weight, start=start, end=end) if pulid else t2i_flux(prompt="portrait", seed=7)
-    g["8"]["inputs"]["steps"] = STEPS
+    g["8"]["inputs"]["steps"] = steps
     return g
 
 
@@ -50,7 +50,7 @@ def test_caches(comfy, ref, cache):
     def run(pulid, **kw):
         node = {"class_type": cache, "inputs": {"reuse_threshold": 3.0, "start_percent": 0.15, "end_percent": 0.95, "verbose": False}}
         before = len(comfy.server.log_text())
-        out = _img(comfy, _after_model(_graph(comfy, ref, pulid, **kw), "c", node))
+        out = _img(comfy, _after_model(_graph(comfy, ref, pulid, steps=CACHE_STEPS, **kw), "c", node))
         skipped = re.findall(rf"{cache} - skipped (\d+)/(\d+) steps", comfy.server.log_text()[before:])
         assert skipped and int(skipped[-1][0]) > 0, f"{cache} skipped no step: the test would prove nothing"
         return out
@@ -89,13 +89,11 @@ def test_lora(comfy, ref):
     assert not np.array_equal(lora_then_pulid, lora_only)
     pulid_then_lora = _img(comfy, _after_model(_graph(comfy, ref, True), "lo", lora()))
     assert np.array_equal(pulid_then_lora, lora_then_pulid)  # weights vs block outputs: order does not matter
-    assert np.array_equal(_img(comfy, _before_model(_graph(comfy, ref, True, weight=0.0), "lo", lora())), lora_only)
 
 
 def test_controlnet(comfy, ref):
     mode = {"class_type": "LikenessFluxUnionMode", "inputs": {"mode": "tile"}}
     cn_only = _img(comfy, with_union_control(_graph(comfy, ref, False), mode))
-    assert not np.array_equal(cn_only, _img(comfy, _graph(comfy, ref, False)))
     assert not np.array_equal(_img(comfy, with_union_control(_graph(comfy, ref, True), mode)), cn_only)
     assert np.array_equal(_img(comfy, with_union_control(_graph(comfy, ref, True, start=1.0, end=1.0), mode)), cn_only)
 
@@ -106,7 +104,6 @@ def test_another_packs_patch_on_the_same_block(comfy, ref):
 
     other_only = _img(comfy, _before_model(_graph(comfy, ref, False), "op", other()))
     pulid_only = _img(comfy, _graph(comfy, ref, True))
-    assert not np.array_equal(other_only, _img(comfy, _graph(comfy, ref, False)))
     both = _img(comfy, _before_model(_graph(comfy, ref, True), "op", other()))  # other pack first, then PuLID
     assert not np.array_equal(both, other_only) and not np.array_equal(both, pulid_only)
     assert np.array_equal(_img(comfy, _before_model(_graph(comfy, ref, True, start=1.0, end=1.0), "op", other())), other_only)
@@ -125,5 +122,4 @@ def test_fp8_weights(comfy, ref):
     plain8 = _img(comfy, fp8(_graph(comfy, ref, False)))
     assert not np.array_equal(plain8, plain)  # the weights really are fp8
     assert not np.array_equal(_img(comfy, fp8(_graph(comfy, ref, True))), plain8)
-    assert np.array_equal(_img(comfy, fp8(_graph(comfy, ref, True, weight=0.0))), plain8)
     assert np.array_equal(_img(comfy, fp8(_graph(comfy, ref, True, start=1.0, end=1.0))), plain8)
