@@ -177,7 +177,7 @@ class LikenessTestTinyFlux:
             "optional": {
                 "depth": ("INT", {"default": 2, "min": 1, "max": 19, "tooltip": "double blocks"}),
                 "depth_single_blocks": ("INT", {"default": 4, "min": 1, "max": 38, "tooltip": "single blocks"}),
-                "weight_dtype": (["default", "fp8_e4m3fn"], {"tooltip": "as UNETLoader's weight_dtype"}),
+                "weight_dtype": (["default", "fp8_e4m3fn"], {"default": "default", "tooltip": "as UNETLoader's weight_dtype"}),
             },
         }
 
