@@ -1,4 +1,5 @@
-"""Florence-2 loader and Caption: the target image's caption becomes the regeneration prompt (seed 000)."""
+"""Florence-2 loader and Caption: the target image's caption becomes the regeneration prompt (it steers the tile
+ControlNet's regeneration)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ export LIKENESS_COMFYUI="$COMFYUI_DIR"
 _extras="$(cd "$_root" && "$PY" - <<'PYEOF'
 import tomllib
 p = tomllib.load(open("pyproject.toml", "rb"))["project"]
-print("\n".join(p["optional-dependencies"]["test"] + p["optional-dependencies"]["dlib"]))
+extra = p["optional-dependencies"]
+print("\n".join(extra["test"] + extra["dlib"] + extra["insightface"]))  # insightface + onnxruntime: never required
 PYEOF
 )"
 # torch: a CPU-capable build that works beside PyPI's torchvision here (see README, "Requirements").
