@@ -28,6 +28,7 @@ import importroot  # noqa: E402  (this checkout importable as ``likeness``)
 
 importroot.ensure()
 
+from likeness import contract as C  # noqa: E402  (titles and file names)
 from likeness.client.workflow_format import UPLOAD_FLAGS, input_specs, ui_to_api, widget_slots  # noqa: E402
 
 log = logging.getLogger("build_workflows")
@@ -41,15 +42,9 @@ INPUT_COLORS = {"color": "#232", "bgcolor": "#353"}  # images the user sets: gre
 NOTE_COLORS = {"color": "#432", "bgcolor": "#653"}
 OUR_PREFIX = "Likeness"
 
-# Standard file names (README model table).
-FLUX = "flux1-dev.safetensors"
-T5, CLIP_L = "t5xxl_fp16.safetensors", "clip_l.safetensors"
-AE = "ae.safetensors"
-UNION_PRO = "diffusion_pytorch_model.safetensors"  # Shakker-Labs FLUX.1-dev-ControlNet-Union-Pro (v1)
-PULID = "pulid_flux_v0.9.1.safetensors"
-EVA = "EVA02_CLIP_L_336_psz14_s6B.pt"
-ESRGAN = "RealESRGAN_x4plus.pth"
-FLORENCE = "Florence-2-large"
+# Standard file names (README model table): written once, in contract.py.
+FLUX, T5, CLIP_L, AE = C.FLUX_DEV, C.T5XXL, C.CLIP_L, C.FLUX_VAE
+UNION_PRO, PULID, EVA, ESRGAN, FLORENCE = C.UNION_PRO, C.PULID_FLUX, C.EVA_CLIP, C.ESRGAN, C.FLORENCE2
 
 
 @dataclass
@@ -249,17 +244,17 @@ def pulid_loaders(g: Graph) -> dict[str, Node]:
 
 
 def judge(g: Graph) -> Node:
-    return g.add("LikenessFaceJudgeLoader", "Face judge", model="insightface: buffalo_l", provider="CPU", det_size=640)
+    return g.add("LikenessFaceJudgeLoader", C.FACE_JUDGE, model="insightface: buffalo_l", provider="CPU", det_size=640)
 
 
-def reference_chain(g: Graph, m: dict, suffix: str = "", ref_title: str = "Reference image", ref_file: str = "reference.png"):
+def reference_chain(g: Graph, m: dict, suffix: str = "", ref_title: str = C.REFERENCE, ref_file: str = "reference.png"):
     """Reference photo(s) -> auto-crop -> upscale if small -> Apply PuLID-Flux (seed 000: weight 0.75, start 0.1)."""
     ref = g.add("LoadImage", ref_title, colors=INPUT_COLORS, image=ref_file)
     crop = g.add("LikenessAutoCropFace", f"Crop reference face{suffix}", face_order="largest", face_index=0, context=1.6,
                  aspect=1.0, working_size=512, align_eyes=False, pad_mode="edge", no_face="error", feather=24)
     up = g.add("LikenessUpscaleIfSmall", f"Upscale reference if small{suffix}")
-    apply = g.add("LikenessApplyPulidFlux", f"Apply PuLID-Flux{suffix}", weight=0.75, start_at=0.1, end_at=1.0,
-                  fusion="mean", face_order="largest", face_index=0, parsing_model="parsing_bisenet.pth")
+    apply = g.add("LikenessApplyPulidFlux", f"{C.APPLY_PULID}{suffix}", weight=0.75, start_at=0.1, end_at=1.0,
+                  fusion="mean", face_order="largest", face_index=0, parsing_model=C.PARSING)
     g.link(m["fa"], 0, crop, "detector")
     g.link(ref, "IMAGE", crop, "image")
     g.link(ref, "IMAGE", up, "image")
@@ -275,7 +270,7 @@ def reference_chain(g: Graph, m: dict, suffix: str = "", ref_title: str = "Refer
 
 def prompt_chain(g: Graph, m: dict, image: Node, image_out: str | int, suffix: str = ""):
     """Caption (Florence-2, or the manual prompt) -> CLIP Text Encode -> Flux guidance; zeroed negative."""
-    cap = g.add("LikenessCaption", f"Caption{suffix}", box_w=360, task="more detailed caption", manual_prompt="",
+    cap = g.add("LikenessCaption", f"{C.CAPTION}{suffix}", box_w=360, task="more detailed caption", manual_prompt="",
                 prefix="", max_new_tokens=256, num_beams=3)
     enc = g.add("CLIPTextEncode", f"Encode prompt{suffix}", text="")
     guid = g.add("FluxGuidance", f"Flux guidance{suffix}", guidance=3.5)
@@ -291,9 +286,9 @@ def prompt_chain(g: Graph, m: dict, image: Node, image_out: str | int, suffix: s
 
 def sample_chain(g: Graph, m: dict, model: Node, pos: Node, neg: Node, control: Node, image: Node, image_out, suffix: str = ""):
     """Union tile ControlNet on the image + img2img KSampler (28 steps, denoise 0.75, euler/beta, cfg 1) + decode."""
-    apply = g.add("ControlNetApplyAdvanced", f"Apply Union ControlNet{suffix}", strength=0.8, start_percent=0.1, end_percent=0.8)
+    apply = g.add("ControlNetApplyAdvanced", f"{C.APPLY_CONTROL}{suffix}", strength=0.8, start_percent=0.1, end_percent=0.8)
     enc = g.add("VAEEncode", f"Encode image{suffix}")
-    ks = g.add("KSampler", f"Sampler{suffix}", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="beta", denoise=0.75)
+    ks = g.add("KSampler", f"{C.SAMPLER}{suffix}", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="beta", denoise=0.75)
     dec = g.add("VAEDecode", f"Decode{suffix}")
     g.link(pos, 0, apply, "positive")
     g.link(neg, 0, apply, "negative")
@@ -313,9 +308,9 @@ def sample_chain(g: Graph, m: dict, model: Node, pos: Node, neg: Node, control: 
 
 def scoring(g: Graph, m: dict, ref: Node, before: Node, before_out, after: Node, after_out, save_prefix: str | None):
     """Face Embed Distance before/after, the enhancement report, and the saved result."""
-    d0 = g.add("LikenessFaceEmbedDistance", "Distance before", metric="cosine", threshold=0.0, face_order="largest",
+    d0 = g.add("LikenessFaceEmbedDistance", C.DISTANCE_BEFORE, metric="cosine", threshold=0.0, face_order="largest",
                face_index=0, reference_without_face="error")
-    d1 = g.add("LikenessFaceEmbedDistance", "Distance after", metric="cosine", threshold=0.0, face_order="largest",
+    d1 = g.add("LikenessFaceEmbedDistance", C.DISTANCE_AFTER, metric="cosine", threshold=0.0, face_order="largest",
                face_index=0, reference_without_face="error")
     rep = g.add("LikenessEnhancementReport", "Enhancement report")
     for d, src, out in ((d0, before, before_out), (d1, after, after_out)):
@@ -328,7 +323,7 @@ def scoring(g: Graph, m: dict, ref: Node, before: Node, before_out, after: Node,
     g.link(after, after_out, rep, "after")
     nodes = [d0, d1, rep]
     if save_prefix:
-        save = g.add("SaveImage", "Save result", filename_prefix=save_prefix)
+        save = g.add("SaveImage", C.SAVE_RESULT, filename_prefix=save_prefix)
         g.link(after, after_out, save, "images")
         nodes.insert(0, save)
     return nodes
@@ -366,7 +361,7 @@ def enhance_whole(info: dict) -> Graph:
     )
     models_note = g.note(MODELS_NOTE, title="Model files", width=340, height=300)
     ref, ref_nodes, pulid = reference_chain(g, m)
-    target = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
+    target = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
     p_nodes, pos, neg = prompt_chain(g, m, target, "IMAGE")
     mode = g.add("LikenessFluxUnionMode", "Union mode: tile", mode="tile")
     g.link(m["cn"], 0, mode, "control_net")
@@ -413,16 +408,16 @@ def enhance_crop(info: dict) -> Graph:
         title="How to use", width=340, height=470,
     )
     models_note = g.note(MODELS_NOTE, title="Model files", width=340, height=300)
-    target = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
+    target = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
     mode = g.add("LikenessFluxUnionMode", "Union mode: tile", mode="tile")
     g.link(m["cn"], 0, mode, "control_net")
     branches = []
     image_in, image_out = target, "IMAGE"
     for k in (1, 2):
         suffix = f" (face {k})"
-        ref_title, ref_file = ("Reference image", "reference.png") if k == 1 else ("Reference image 2", "reference_2.png")
+        ref_title, ref_file = (C.REFERENCE, "reference.png") if k == 1 else (C.REFERENCE_2, "reference_2.png")
         _, ref_nodes, pulid = reference_chain(g, m, suffix, ref_title, ref_file)
-        crop = g.add("LikenessAutoCropFace", f"Crop target{suffix}", face_order="left-to-right", face_index=k - 1,
+        crop = g.add("LikenessAutoCropFace", f"{C.CROP_TARGET}{suffix}", face_order="left-to-right", face_index=k - 1,
                      context=1.6, aspect=1.0, working_size=1024, align_eyes=False, pad_mode="edge", no_face="error", feather=32)
         g.link(m["judge"], 0, crop, "detector")
         g.link(target, "IMAGE", crop, "image")
@@ -471,17 +466,17 @@ def avatar(info: dict) -> Graph:
         title="How to use", width=340, height=360,
     )
     models_note = g.note(MODELS_NOTE, title="Model files", width=340, height=300)
-    lora = g.add("LoraLoaderModelOnly", "LoRA", node_mode=4, lora_name="your_identity_lora.safetensors", strength_model=1.0)
+    lora = g.add("LoraLoaderModelOnly", C.LORA, node_mode=4, lora_name="your_identity_lora.safetensors", strength_model=1.0)
     g.link(m["unet"], 0, lora, "model")
-    ref = g.add("LoadImage", "Reference image", colors=INPUT_COLORS, image="reference.png")
-    pulid = g.add("LikenessApplyPulidFlux", "Apply PuLID-Flux", weight=0.4, start_at=0.15, end_at=0.9, fusion="mean",
-                  face_order="largest", face_index=0, parsing_model="parsing_bisenet.pth")
+    ref = g.add("LoadImage", C.REFERENCE, colors=INPUT_COLORS, image="reference.png")
+    pulid = g.add("LikenessApplyPulidFlux", C.APPLY_PULID, weight=0.4, start_at=0.15, end_at=0.9, fusion="mean",
+                  face_order="largest", face_index=0, parsing_model=C.PARSING)
     g.link(lora, 0, pulid, "model")
     g.link(m["pulid"], 0, pulid, "pulid")
     g.link(m["eva"], 0, pulid, "eva_clip")
     g.link(m["fa"], 0, pulid, "face_analysis")
     g.link(ref, "IMAGE", pulid, "image")
-    prompt = g.add("CLIPTextEncode", "Prompt", text=(
+    prompt = g.add("CLIPTextEncode", C.PROMPT, text=(
         "a full-body photo of the person standing on a forest trail, left arm raised high, hiking clothes, "
         "natural light, sharp focus"))
     g.link(m["clip"], 0, prompt, "clip")
@@ -489,17 +484,17 @@ def avatar(info: dict) -> Graph:
     neg = g.add("ConditioningZeroOut", "Negative (unused at cfg 1)")
     g.link(prompt, 0, guid, "conditioning")
     g.link(prompt, 0, neg, "conditioning")
-    pose = g.add("LoadImage", "Pose image", colors=INPUT_COLORS, image="pose.png")
+    pose = g.add("LoadImage", C.POSE, colors=INPUT_COLORS, image="pose.png")
     mode = g.add("LikenessFluxUnionMode", "Union mode: pose", mode="pose")
     g.link(m["cn"], 0, mode, "control_net")
-    apply = g.add("ControlNetApplyAdvanced", "Apply Union ControlNet", strength=0.85, start_percent=0.0, end_percent=0.8)
+    apply = g.add("ControlNetApplyAdvanced", C.APPLY_CONTROL, strength=0.85, start_percent=0.0, end_percent=0.8)
     g.link(guid, 0, apply, "positive")
     g.link(neg, 0, apply, "negative")
     g.link(mode, 0, apply, "control_net")
     g.link(pose, "IMAGE", apply, "image")
     g.link(m["vae"], 0, apply, "vae")
-    latent = g.add("EmptySD3LatentImage", "Latent size", width=896, height=1216, batch_size=1)
-    ks = g.add("KSampler", "Sampler", seed=42, steps=25, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    latent = g.add("EmptySD3LatentImage", C.LATENT_SIZE, width=896, height=1216, batch_size=1)
+    ks = g.add("KSampler", C.SAMPLER, seed=42, steps=25, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
     g.link(pulid, 0, ks, "model")
     g.link(apply, "positive", ks, "positive")
     g.link(apply, "negative", ks, "negative")
@@ -507,9 +502,9 @@ def avatar(info: dict) -> Graph:
     dec = g.add("VAEDecode", "Decode")
     g.link(ks, 0, dec, "samples")
     g.link(m["vae"], 0, dec, "vae")
-    save = g.add("SaveImage", "Save result", filename_prefix="likeness/avatar")
+    save = g.add("SaveImage", C.SAVE_RESULT, filename_prefix="likeness/avatar")
     g.link(dec, 0, save, "images")
-    dist = g.add("LikenessFaceEmbedDistance", "Identity distance", metric="cosine", threshold=0.0, face_order="largest",
+    dist = g.add("LikenessFaceEmbedDistance", C.IDENTITY_DISTANCE, metric="cosine", threshold=0.0, face_order="largest",
                  face_index=0, reference_without_face="error")
     g.link(m["judge"], 0, dist, "judge")
     g.link(ref, "IMAGE", dist, "reference")
@@ -538,9 +533,9 @@ def score_only(info: dict) -> Graph:
         "them.\n\nJudge: insightface buffalo_l (non-commercial) or 'dlib (hog)' (commercially usable).",
         title="How to use", width=340, height=260,
     )
-    ref = g.add("LoadImage", "Reference image", colors=INPUT_COLORS, image="reference.png")
-    before = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
-    after = g.add("LoadImage", "Enhanced image", colors=INPUT_COLORS, image="enhanced.png")
+    ref = g.add("LoadImage", C.REFERENCE, colors=INPUT_COLORS, image="reference.png")
+    before = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
+    after = g.add("LoadImage", C.ENHANCED, colors=INPUT_COLORS, image="enhanced.png")
     score = scoring(g, m, ref, before, "IMAGE", after, "IMAGE", None)
     g.layout([
         [("", GREY, [[how]])],
