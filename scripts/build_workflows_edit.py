@@ -106,8 +106,8 @@ def _kontext(bw, info):
     return g
 
 
-def _flux2(bw, info):
-    g = bw.Graph(C.WORKFLOW_ENHANCE_FLUX2, info)
+def _flux2_models(bw, g):
+    """FLUX.2's three loaders, the judge, and the two notes."""
     m = {
         "unet": g.add("UNETLoader", "FLUX.2 [dev]", unet_name=FLUX2, weight_dtype="default"),
         "clip": g.add("CLIPLoader", "Text encoder (Mistral 3 Small)", clip_name=FLUX2_TE, type="flux2", device="default"),
@@ -127,6 +127,12 @@ def _flux2(bw, info):
         f"text_encoders/{FLUX2_TE}\nvae/{FLUX2_VAE}\ninsightface/models/buffalo_l/ (judge)",
         title="Model files", width=340, height=160,
     )
+    return m, [how, models]
+
+
+def _flux2(bw, info):
+    g = bw.Graph(C.WORKFLOW_ENHANCE_FLUX2, info)
+    m, notes = _flux2_models(bw, g)
     ref = g.add("LoadImage", "Reference image", colors=bw.INPUT_COLORS, image="reference.png")
     ref_crop = g.add("LikenessAutoCropFace", "Crop reference face", face_order="largest", face_index=0, context=1.6,
                      aspect=1.0, working_size=512, align_eyes=False, pad_mode="edge", no_face="error", feather=24)
@@ -163,7 +169,7 @@ def _flux2(bw, info):
     g.link(crop, "crop_data", paste, "crop_data")
     score = bw.scoring(g, m, ref, target, "IMAGE", paste, "image", "likeness/enhanced_flux2")
     g.layout([
-        [("", bw.GREY, [[how, models]])],
+        [("", bw.GREY, [notes])],
         [("1. Models", bw.BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]]])],
         [("2. Reference face crop(s) -> FLUX.2 reference latents", bw.GREEN, [[ref, ref_crop], [prompt, guid, refs, neg]])],
         [("3. Target face: crop, regenerate (denoise 0.7), paste back", bw.PURPLE, [[target, crop], [enc, ks, dec, paste]])],

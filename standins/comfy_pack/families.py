@@ -17,7 +17,7 @@ import comfy.sd
 import comfy.supported_models
 import torch
 
-from . import TINY_FLUX, TinyFluxTextEncoder, _seeded_
+from .core import TINY_FLUX, TinyFluxTextEncoder, _seeded_
 
 TINY_CHROMA = dict(
     image_model="chroma", in_channels=64, out_channels=64, context_in_dim=48, hidden_size=64, mlp_ratio=4.0,
