@@ -67,6 +67,8 @@ WORKFLOW_ENHANCE_CROP = "likeness_enhance_crop"
 WORKFLOW_SCORE = "likeness_score"
 WORKFLOW_AVATAR = "likeness_avatar"
 WORKFLOW_MULTI_ID = "likeness_multi_id"  # two masked Apply PuLID-Flux nodes: two people in one generation
+WORKFLOW_ENHANCE_KONTEXT = "likeness_enhance_kontext"  # FLUX.1 Kontext edit of the target + PuLID
+WORKFLOW_ENHANCE_FLUX2 = "likeness_enhance_flux2"  # FLUX.2 reference latents on the face crop, pasted back
 
 # -- /history: what the nodes publish under outputs[node_id] ------------------------------------------------
 HISTORY_FACE_DISTANCE = "likeness_face_distance"  # Face Embed Distance: one record per image
@@ -91,6 +93,10 @@ PARSING = "parsing_bisenet.pth"  # facexlib BiSeNet face parsing
 ESRGAN = "RealESRGAN_x4plus.pth"
 FLORENCE2 = "Florence-2-large"
 LPIPS_ALEXNET = "alexnet-owt-7be5be79.pth"  # torchvision AlexNet features, under models/lpips
+KONTEXT_DEV = "flux1-kontext-dev.safetensors"  # FLUX.1 Kontext [dev] (FLUX.1 [dev] non-commercial licence)
+FLUX2_DEV = "flux2_dev_fp8mixed.safetensors"  # FLUX.2 [dev], Comfy-Org split files (FLUX [dev] non-commercial licence)
+FLUX2_TEXT_ENCODER = "mistral_3_small_flux2_bf16.safetensors"  # under models/text_encoders
+FLUX2_VAE = "flux2-vae.safetensors"  # under models/vae
 LPIPS_LIN = "alex.pth"  # LPIPS v0.1 linear heads for AlexNet, under models/lpips
 
 # What a real-weights run needs: path under models/ -> accepted alternative paths.

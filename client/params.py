@@ -14,7 +14,15 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from ..contract import IMAGE_PARAMETERS, PARAMETERS, WORKFLOW_ENHANCE_CROP, WORKFLOW_ENHANCE_WHOLE, WORKFLOW_SCORE
+from ..contract import (
+    IMAGE_PARAMETERS,
+    PARAMETERS,
+    WORKFLOW_ENHANCE_CROP,
+    WORKFLOW_ENHANCE_FLUX2,
+    WORKFLOW_ENHANCE_KONTEXT,
+    WORKFLOW_ENHANCE_WHOLE,
+    WORKFLOW_SCORE,
+)
 from .workflow_format import WorkflowFormatError
 
 
@@ -44,6 +52,8 @@ class Workflow:
 WORKFLOWS: tuple[Workflow, ...] = (
     Workflow(WORKFLOW_ENHANCE_WHOLE, "whole", "regenerate the whole image"),
     Workflow(WORKFLOW_ENHANCE_CROP, "crop", "regenerate face crops and paste them back", second_face_group="Face 2"),
+    Workflow(WORKFLOW_ENHANCE_KONTEXT, "kontext", "FLUX.1 Kontext edit of the target with PuLID identity"),
+    Workflow(WORKFLOW_ENHANCE_FLUX2, "flux2", "FLUX.2 reference images on the face crop, pasted back"),
     Workflow(WORKFLOW_SCORE, None, "score existing images", saves_result=False),
 )
 MODES: dict[str, Workflow] = {w.mode: w for w in WORKFLOWS if w.mode}

@@ -188,6 +188,32 @@ def flux_block_counts(model) -> tuple[int, int]:
     return len(double), len(single)
 
 
+def model_family(model) -> tuple[str, int | None, bool]:
+    """(ComfyUI model-config class, e.g. "Flux" / "Flux2" / "Chroma" / "SDXL"; hidden width; has Flux blocks).
+
+    The class is the one comfy/supported_models.py detected for the checkpoint; the width is the transformer's
+    hidden size (a UNet's model_channels when it has none), None when neither is known.
+    """
+    base = getattr(model, "model", None)
+    family = type(getattr(base, "model_config", None)).__name__
+    dm = getattr(base, "diffusion_model", None)
+    unet = getattr(getattr(base, "model_config", None), "unet_config", {}) or {}
+    width = None
+    for value in (getattr(dm, "hidden_size", None), getattr(dm, "inner_dim", None), unet.get("hidden_size"), unet.get("model_channels")):
+        if isinstance(value, int):
+            width = value
+            break
+    has_blocks = getattr(dm, "double_blocks", None) is not None and getattr(dm, "single_blocks", None) is not None
+    return family, width, has_blocks
+
+
+def add_diffusion_model_wrapper(model, key: str, wrapper) -> None:
+    """Wrap the diffusion model's forward (core WrappersMP.DIFFUSION_MODEL; the wrapper forwards *args, **kwargs)."""
+    import comfy.patcher_extension
+
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, wrapper)
+
+
 def dit_replace_patches(model) -> dict:
     """The Flux block replace patches already on a MODEL (from another Apply node), keyed like ours."""
     to = model.model_options.get("transformer_options", {})
@@ -196,3 +222,15 @@ def dit_replace_patches(model) -> dict:
 
 def percent_to_sigma(model, percent: float) -> float:
     return float(model.get_model_object("model_sampling").percent_to_sigma(percent))
+
+
+def vae_encode(vae, image):
+    """Latent samples of an IMAGE batch, as core VAE Encode gives them (RGB only)."""
+    return vae.encode(image[:, :, :, :3])
+
+
+def append_reference_latents(conditioning, latents: list):
+    """Conditioning with ``latents`` appended to reference_latents, as core Reference Latent does (node_helpers)."""
+    import node_helpers
+
+    return node_helpers.conditioning_set_values(conditioning, {"reference_latents": list(latents)}, append=True)

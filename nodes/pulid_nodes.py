@@ -16,6 +16,7 @@ from ..face.recognizer import check_antelopev2
 from ..pulid import reference as reference_lib
 from ..pulid.errors import PulidInputError
 from . import comfy_adapter as host
+from .pulid_support import check_model
 from .types import CATEGORY, EVA_CLIP, FACE_ANALYSIS, PULID
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class LikenessApplyPulidFlux:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "A Flux model (flux1-dev)."}),
+                "model": ("MODEL", {"tooltip": "A FLUX.1 model (dev, Krea, Kontext, schnell) or Chroma; others are refused with the reason."}),
                 "pulid": (PULID, {"tooltip": "From Load PuLID-Flux Model."}),
                 "eva_clip": (EVA_CLIP, {"tooltip": "From Load EVA-CLIP."}),
                 "face_analysis": (FACE_ANALYSIS, {"tooltip": "From Load Face Analysis for PuLID (antelopev2)."}),
@@ -162,7 +163,7 @@ class LikenessApplyPulidFlux:
         if not torch.isfinite(image).all():
             raise ValueError("the reference image contains NaN or inf values; check the node that produced it")
         mask = _check_mask(mask)
-        n_double, n_single = host.flux_block_counts(model)
+        n_double, n_single = check_model(model, pulid.module.config.flux_dim, pulid.name)
         check_antelopev2(face_analysis, user=APPLY_PULID)  # before any encoding: a wrong recogniser gives a wrong identity, not an error
         if weight == 0:
             log.info("PuLID-Flux: weight 0, model returned unpatched")
@@ -185,6 +186,7 @@ class LikenessApplyPulidFlux:
         )
         for (block, idx), fn in patches.items():
             m.set_model_patch_replace(fn, "dit", block, idx)
+        host.add_diffusion_model_wrapper(m, "likeness_pulid", pulid_lib.image_token_wrapper(patches))  # Kontext
         if mask is not None:
             m.set_model_post_input_patch(pulid_lib.token_grid_probe(patches))
         m.set_additional_models("likeness_pulid", [pulid.patcher])

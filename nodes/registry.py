@@ -7,6 +7,7 @@ from .control_nodes import LikenessFluxUnionMode
 from .crop_nodes import LikenessAutoCropFace, LikenessPasteFaceBack, LikenessUpscaleIfSmall
 from .face_nodes import LikenessFaceAnalysisLoader, LikenessFaceEmbedDistance, LikenessFaceJudgeLoader
 from .pulid_nodes import LikenessApplyPulidFlux, LikenessEvaClipLoader, LikenessPulidFluxLoader
+from .reference_nodes import LikenessReferenceLatents
 from .report_nodes import LikenessEnhancementReport
 
 _NODES = [
@@ -23,6 +24,7 @@ _NODES = [
     ("LikenessCaption", LikenessCaption, "Caption or Manual Prompt (Likeness)"),
     ("LikenessFaceEmbedDistance", LikenessFaceEmbedDistance, "Face Embed Distance (Likeness)"),
     ("LikenessEnhancementReport", LikenessEnhancementReport, "Enhancement Report (Likeness)"),
+    ("LikenessReferenceLatents", LikenessReferenceLatents, "Reference Latents from Images (Likeness)"),
 ]
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, cls, _ in _NODES}

@@ -8,14 +8,14 @@ from .errors import PulidInputError
 from .fusion import FUSIONS, fuse_id_tokens
 from .loading import PulidCheckpointError, detect_config, expected_shapes, load_pulid_flux, load_pulid_flux_file
 from .model import IDFormer, PerceiverAttention, PerceiverAttentionCA, PulidFlux, build_pulid_flux, id_cond_from
-from .patch import (
-    PulidBlockPatch,
+from .patch import PulidBlockPatch, ca_schedule, flux_block_patches, image_token_wrapper, release_cast_cache
+from .tokens import (
+    ImageTokenCounter,
     TokenGridProbe,
-    ca_schedule,
-    flux_block_patches,
+    generated_span,
+    image_token_count,
     image_token_grid,
     mask_token_weights,
-    release_cast_cache,
     token_grid_probe,
 )
 
@@ -24,6 +24,7 @@ from .patch import (
 __all__ = [
     "FUSIONS",
     "IDFormer",
+    "ImageTokenCounter",
     "PerceiverAttention",
     "PerceiverAttentionCA",
     "PulidBlockPatch",
@@ -39,7 +40,10 @@ __all__ = [
     "flux_block_patches",
     "fuse_id_tokens",
     "image_token_grid",
+    "generated_span",
     "id_cond_from",
+    "image_token_count",
+    "image_token_wrapper",
     "load_pulid_flux",
     "load_pulid_flux_file",
     "mask_token_weights",

@@ -4,7 +4,8 @@ Hook contract (ComfyUI 0.3.75 ``comfy/ldm/flux/model.py::forward_orig``, no comf
 is called as ``fn(args, {"original_block": block_wrap})``. Double blocks get ``args`` with img, txt, vec, pe,
 attn_mask, transformer_options and return ``{"img", "txt"}``; single blocks get img = concat(txt, img) and return
 ``{"img"}``. Newer releases add keys (e.g. ``transformer_options["img_slice"] = [txt_len, total_len]``), so
-everything is read by key and passed through untouched.
+everything is read by key and passed through untouched. With Kontext reference latents the image stream also
+carries the references' tokens after the generated image's; only the generated ones get the residual (tokens.py).
 
 Injection points and formula per the official PuLID-Flux release (see shared/reference/README.md): after double
 block i with i % 2 == 0 and after single block i with i % 4 == 0, ``img = img + weight * ca[n](id_tokens, img)``.
@@ -19,10 +20,18 @@ import weakref
 from collections.abc import Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 
 from .errors import PulidInputError
 from .model import PerceiverAttentionCA, PulidFlux
+from .tokens import (  # noqa: F401  (re-exported: the mask helpers lived here)
+    ImageTokenCounter,
+    TokenGridProbe,
+    _grid_from_aspect,
+    generated_span,
+    image_token_grid,
+    mask_token_weights,
+    token_grid_probe,
+)
 
 __all__ = [
     "PulidBlockPatch",
@@ -30,6 +39,7 @@ __all__ = [
     "ca_schedule",
     "flux_block_patches",
     "image_token_grid",
+    "image_token_wrapper",
     "mask_token_weights",
     "release_cast_cache",
     "token_grid_probe",
@@ -100,44 +110,6 @@ def ca_schedule(
     return schedule
 
 
-def image_token_grid(img_ids: torch.Tensor) -> tuple[int, int]:
-    """(rows, cols) of the generated image's token grid from Flux's position ids (B, T, axes).
-
-    The generated image comes first, row-major, with axis 0 constant, axis 1 the row and axis 2 the column
-    (``process_img``); Kontext reference latents follow with another axis-0 index or rows/columns offset past the
-    grid, so the grid ends at the first row that breaks that pattern.
-    """
-    ids = img_ids[0].detach().float()
-    t = ids.shape[0]
-    same_row = (ids[:, 1] == ids[0, 1]).int()
-    w = int(same_row.cumprod(0).sum())
-    rows = ids[: (t // w) * w].reshape(-1, w, ids.shape[1])
-    ok = (rows[:, :, 0] == ids[0, 0]).all(1) & (rows[:, :, 2] == rows[0, :, 2]).all(1) & (rows[:, :, 1] == rows[:, :1, 1]).all(1)
-    return int(ok.int().cumprod(0).sum()), w
-
-
-def mask_token_weights(mask: torch.Tensor, grid: tuple[int, int], n_tokens: int) -> torch.Tensor:
-    """A (B, H, W) mask as one weight per image token (B, n_tokens, 1): area-resized to the token grid (each token
-    is a 2x2 patch of latents), so a token whose pixels are all 0 gets exactly 0; tokens past the grid (Kontext
-    reference latents) get 0."""
-    h, w = grid
-    m = mask.detach().float()
-    m = m[None] if m.dim() == 2 else m
-    per = F.interpolate(m[:, None].clamp(0, 1), size=(h, w), mode="area").flatten(1)  # (B, h*w)
-    if n_tokens < h * w:
-        raise PulidInputError(f"PuLID: {n_tokens} image tokens cannot hold the {h}x{w} token grid of the mask")
-    if n_tokens > h * w:
-        per = torch.cat((per, per.new_zeros(per.shape[0], n_tokens - h * w)), 1)
-    return per[:, :, None]
-
-
-def _grid_from_aspect(n_tokens: int, mask: torch.Tensor) -> tuple[int, int]:
-    """Fallback when no position ids were seen: the factorisation of n_tokens closest to the mask's aspect."""
-    aspect = mask.shape[-2] / mask.shape[-1]
-    pairs = [(h, n_tokens // h) for h in range(1, n_tokens + 1) if n_tokens % h == 0]
-    return min(pairs, key=lambda p: abs(math.log((p[0] / p[1]) / aspect)))
-
-
 def _match_batch(x: torch.Tensor, b: int, what: str) -> torch.Tensor:
     """1 broadcasts, a divisor repeats (ComfyUI stacks [cond..., uncond...] chunks of the same per-image order)."""
     if x.shape[0] == b:
@@ -165,6 +137,7 @@ class _Injection:
         self.sigma_start = float(sigma_start)
         self.sigma_end = float(sigma_end)
         self.txt_len: int | None = None
+        self.image_tokens: int | None = None  # generated-image tokens of this forward (ImageTokenCounter)
         self._ids: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
         self._last_sigmas: object = None
         self._last_active = True
@@ -272,10 +245,10 @@ class PulidBlockPatch:
         if inj.weight == 0.0 or not inj.active(opts):
             return out
         img = out["img"]
-        if self.block_type == "double_block":
+        start, end = self._image_range(opts, img.shape[1])
+        if (start, end) == (0, img.shape[1]):
             new_img = img + inj.weighted_residual(self.ca_index, img, opts)
-        else:
-            start, end = self._image_range(opts, img.shape[1])
+        else:  # text (single blocks) and Kontext reference tokens stay untouched; the mask covers the generated grid
             part = img[:, start:end]
             part = part + inj.weighted_residual(self.ca_index, part, opts)
             new_img = torch.cat((img[:, :start], part, img[:, end:]), dim=1)
@@ -284,18 +257,9 @@ class PulidBlockPatch:
         return result
 
     def _image_range(self, opts: Mapping, length: int) -> tuple[int, int]:
-        """Where the image tokens sit in a single block's sequence: img_slice if given, else after the text."""
-        sl = opts.get("img_slice") if isinstance(opts, Mapping) else None
-        if isinstance(sl, slice):
-            return sl.indices(length)[:2]
-        if isinstance(sl, (list, tuple)) and len(sl) >= 2:
-            return int(sl[0]), int(sl[1])
-        if self.injection.txt_len is None:
-            raise RuntimeError(
-                "PuLID: single block called before any double block of this forward; cannot tell text tokens "
-                "from image tokens"
-            )
-        return self.injection.txt_len, length
+        """[start, end) of the generated image's tokens in this block's sequence (see tokens.generated_span)."""
+        inj = self.injection
+        return generated_span(self.block_type, length, inj.txt_len, inj.image_tokens, opts)
 
     def to(self, *args, **kwargs) -> PulidBlockPatch:
         """ComfyUI moves patches to the load device before sampling and to the offload device after: drop GPU
@@ -366,29 +330,9 @@ def flux_block_patches(
     }
 
 
-class TokenGridProbe:
-    """A ``post_input`` patch that reads the token grid of the image being generated from Flux's position ids.
-
-    ComfyUI calls post_input patches with {img, txt, img_ids, txt_ids} after the input projections and uses the
-    returned dict; this one returns it untouched.
-    """
-
-    def __init__(self, injection: _Injection):
-        self.injection = injection
-
-    def __call__(self, args: dict) -> dict:
-        ids = args.get("img_ids")
-        if isinstance(ids, torch.Tensor) and ids.dim() == 3 and ids.shape[1] > 0:
-            self.injection.grid = image_token_grid(ids)
-        return args
-
-    def to(self, *args, **kwargs) -> TokenGridProbe:
-        return self
-
-    def __deepcopy__(self, memo) -> TokenGridProbe:
-        return self
-
-
-def token_grid_probe(patches: Mapping[tuple[str, int], PulidBlockPatch]) -> TokenGridProbe:
-    """The post_input patch that goes with ``patches`` (one per Apply: each knows its own injection)."""
-    return TokenGridProbe(next(iter(patches.values())).injection)
+def image_token_wrapper(patches: Mapping[tuple[str, int], PulidBlockPatch]) -> ImageTokenCounter:
+    """The diffusion-model wrapper that tells these patches which tokens are the generated image (Kontext)."""
+    injections = {id(p.injection): p.injection for p in patches.values()}
+    if len(injections) != 1:
+        raise ValueError("PuLID: image_token_wrapper needs the patches of one flux_block_patches call")
+    return ImageTokenCounter(next(iter(injections.values())))

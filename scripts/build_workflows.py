@@ -643,6 +643,7 @@ BUILDERS = {
     "likeness_score": score_only,
     C.WORKFLOW_MULTI_ID: multi_id,
 }
+BUILDERS.update(__import__("build_workflows_edit").builders(sys.modules[__name__]))  # Kontext, FLUX.2 (issue 17)
 
 
 def _object_info(args) -> dict:

@@ -15,12 +15,13 @@ def write_model_files(models: Path) -> dict[str, str]:
     from .florence2 import write_remote_code_layout, write_tiny_florence2
     from .insightface_onnx import layout_insightface_models, write_tiny_insightface
     from .lpips_weights import write_random_lpips
-    from .weights import write_tiny_esrgan, write_tiny_eva, write_tiny_pulid
+    from .weights import write_tiny_esrgan, write_tiny_eva, write_tiny_flux_lora, write_tiny_pulid
 
     files = {}
-    for sub in ("upscale_models", "pulid", "eva_clip", "facexlib"):
+    for sub in ("upscale_models", "pulid", "eva_clip", "facexlib", "loras"):
         (models / sub).mkdir(parents=True, exist_ok=True)
     files["esrgan"] = write_tiny_esrgan(models / "upscale_models" / "tiny_esrgan_x4.safetensors").name
+    files["lora"] = write_tiny_flux_lora(models / "loras" / "tiny_flux_lora.safetensors").name
     files["pulid"] = write_tiny_pulid(models / "pulid" / "tiny_pulid_flux.safetensors").name
     files["eva"] = write_tiny_eva(models / "eva_clip" / "tiny_eva02_clip.safetensors").name
     files["parsing"] = write_random_bisenet(models / "facexlib" / "parsing_bisenet.pth").name

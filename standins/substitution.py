@@ -21,6 +21,23 @@ STANDIN_CLASSES: dict[str, tuple[str, dict[str, Any]]] = {
     "ControlNetLoader": ("LikenessTestTinyUnionControlNet", {"seed": 0, "num_modes": 7}),
 }
 
+# Loaders whose stand-in depends on the file they name (first string input starting with the prefix): FLUX.2's.
+STANDIN_VARIANTS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("UNETLoader", "flux2"): ("LikenessTestTinyFamily", {"family": "flux2", "seed": 0}),
+    ("VAELoader", "flux2"): ("LikenessTestTinyFlux2VAE", {"seed": 0}),
+    ("CLIPLoader", "mistral_3_small_flux2"): ("LikenessTestTinyFlux2TextEncoder", {"seed": 0}),
+}
+
+
+def _standin_class(cls: str, values) -> tuple[str, dict[str, Any]] | None:
+    """The stand-in (node class, inputs) for a core loader given its input values, or None."""
+    names = [v for v in values if isinstance(v, str)]
+    for (loader, prefix), standin in STANDIN_VARIANTS.items():
+        if cls == loader and names and names[0].startswith(prefix):
+            return standin
+    return STANDIN_CLASSES.get(cls)
+
+
 # (node class, input) -> the tiny file tests/conftest.py writes (key in its files dict, default name).
 STANDIN_FILES: dict[tuple[str, str], tuple[str | None, str]] = {
     ("UpscaleModelLoader", "model_name"): ("esrgan", "tiny_esrgan_x4.safetensors"),
@@ -40,6 +57,7 @@ USER_FILE_INPUTS: frozenset[tuple[str, str]] = frozenset(
         ("DualCLIPLoader", "clip_name2"),
         ("VAELoader", "vae_name"),
         ("ControlNetLoader", "control_net_name"),
+        ("CLIPLoader", "clip_name"),
         ("LoraLoaderModelOnly", "lora_name"),
         ("LoadImage", "image"),
         *STANDIN_FILES,
@@ -76,9 +94,15 @@ def to_standins(
         _bypass(out, nid, "model")  # no stand-in LoRA file
     for node in out.values():
         cls, inputs = node["class_type"], node["inputs"]
-        if cls in STANDIN_CLASSES:
-            node["class_type"], stand_inputs = STANDIN_CLASSES[cls]
+        standin = _standin_class(cls, inputs.values())
+        if standin is not None:
+            node["class_type"], stand_inputs = standin
             node["inputs"] = dict(stand_inputs)
+            continue
+        if cls == "FluxKontextImageScale":  # ~1 megapixel: too large for the stand-ins on a CPU
+            side = size or 256
+            node["class_type"] = "ImageScaleToTotalPixels"
+            node["inputs"] = {"image": inputs["image"], "upscale_method": "bilinear", "megapixels": max(0.01, side * side / 1e6)}
             continue
         for (file_cls, name), (key, default) in STANDIN_FILES.items():
             if cls == file_cls and name in inputs and not isinstance(inputs[name], list):
@@ -159,8 +183,16 @@ def ui_to_standins(
         if cls == "LoraLoaderModelOnly":
             node["mode"] = 4  # no stand-in LoRA file
             continue
-        if cls in STANDIN_CLASSES:
-            node["type"], stand_inputs = STANDIN_CLASSES[cls]
+        if cls == "FluxKontextImageScale":  # as to_standins: ImageScaleToTotalPixels (same image socket)
+            side = size or 256
+            node["type"] = "ImageScaleToTotalPixels"
+            node["widgets_values"] = ["bilinear", max(0.01, side * side / 1e6)]
+            if "Node name for S&R" in (node.get("properties") or {}):
+                node["properties"]["Node name for S&R"] = node["type"]
+            continue
+        standin = _standin_class(cls, node.get("widgets_values") or [])
+        if standin is not None:
+            node["type"], stand_inputs = standin
             node["widgets_values"] = _standin_widgets(stand_inputs)
             if "Node name for S&R" in (node.get("properties") or {}):
                 node["properties"]["Node name for S&R"] = node["type"]

@@ -65,3 +65,22 @@ def write_tiny_pulid(path: Path, seed: int = 0, flux_dim: int = 64, num_ca: int 
         sd[k] = (base + std * torch.randn(v.shape, generator=gen)).contiguous()
     save_file(sd, str(path))
     return Path(path)
+
+
+# (module of the tiny Flux, in features, out features): hidden 64, qkv = 3 x 64, single linear1 = 3 x 64 + mlp 256.
+TINY_FLUX_LORA_TARGETS = (("double_blocks.0.img_attn.qkv", 64, 192), ("single_blocks.0.linear1", 64, 448))
+
+
+def write_tiny_flux_lora(path: Path, seed: int = 0, rank: int = 4, std: float = 0.3) -> Path:
+    """A LoRA for the tiny Flux in the kohya key layout core LoraLoaderModelOnly reads (lora_unet_*.lora_up/down)."""
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for module, fan_in, fan_out in TINY_FLUX_LORA_TARGETS:
+        key = "lora_unet_" + module.replace(".", "_")
+        sd[f"{key}.lora_down.weight"] = std * torch.randn(rank, fan_in, generator=gen)
+        sd[f"{key}.lora_up.weight"] = std * torch.randn(fan_out, rank, generator=gen)
+        sd[f"{key}.alpha"] = torch.tensor(float(rank))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path))
+    return path

@@ -9,7 +9,6 @@ Weights are random but seeded: the same seed gives the same model in every proce
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import comfy.controlnet
@@ -22,84 +21,23 @@ import comfy.sd
 import comfy.supported_models
 import torch
 
+from .core import TEXT_TOKENS, TINY_FLUX, TinyFluxTextEncoder, _seeded_  # noqa: F401  (re-exported)
+
 log = logging.getLogger(__name__)
 
-# Tiny Flux: same class and wrapper ComfyUI builds for flux1-dev, scaled down (public config fields
-# of comfy.ldm.flux.model.FluxParams). pe_dim = hidden/heads = 32 = sum(axes_dim).
-TINY_FLUX = dict(
-    image_model="flux",
-    in_channels=16,
-    out_channels=16,
-    vec_in_dim=32,
-    context_in_dim=48,
-    hidden_size=64,
-    mlp_ratio=4.0,
-    num_heads=2,
-    depth=2,
-    depth_single_blocks=4,
-    axes_dim=[8, 12, 12],
-    theta=10000,
-    patch_size=2,
-    qkv_bias=True,
-    guidance_embed=True,
-)
-TEXT_TOKENS = 8
 
-
-def _seeded_(module: torch.nn.Module, seed: int, std: float = 0.05) -> torch.nn.Module:
-    """Fill every parameter/buffer deterministically (ComfyUI's ops skip weight init)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in sorted(module.state_dict(keep_vars=True).items()):
-            if not torch.is_floating_point(tensor):
-                continue
-            if name.endswith(".scale") or ("norm" in name and name.endswith("weight")):
-                tensor.copy_(1.0 + 0.1 * torch.randn(tensor.shape, generator=gen))
-            else:
-                tensor.copy_(std * torch.randn(tensor.shape, generator=gen))
-    return module
-
-
-def tiny_flux_patcher(seed: int = 0, depth: int = 2, depth_single_blocks: int = 4) -> comfy.model_patcher.ModelPatcher:
+def tiny_flux_patcher(seed: int = 0, depth: int = 2, depth_single_blocks: int = 4, weight_dtype: str = "default") -> comfy.model_patcher.ModelPatcher:
     cfg = dict(TINY_FLUX, depth=depth, depth_single_blocks=depth_single_blocks)
     model_config = comfy.supported_models.Flux(cfg)
-    model_config.set_inference_dtype(torch.float32, None)
+    if weight_dtype == "fp8_e4m3fn":  # as comfy.sd.load_diffusion_model_state_dict does for UNETLoader's option
+        supported = model_config.supported_inference_dtypes
+        manual_cast = mm.unet_manual_cast(torch.float8_e4m3fn, mm.get_torch_device(), supported)
+        model_config.set_inference_dtype(torch.float8_e4m3fn, manual_cast)
+    else:
+        model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
     _seeded_(model.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
-
-
-class TinyFluxTextEncoder:
-    """Duck-typed CLIP: core CLIPTextEncode calls tokenize() then encode_from_tokens_scheduled().
-
-    Conditioning is Flux-shaped (context (1, T, 48), pooled (1, 32)) and a pure function of the text.
-    """
-
-    def __init__(self, seed: int = 0):
-        self.seed = seed
-
-    def clone(self):
-        return TinyFluxTextEncoder(self.seed)
-
-    def tokenize(self, text, return_word_ids=False, **kwargs):
-        return {"text": text}
-
-    def _encode(self, text: str):
-        digest = hashlib.sha256(f"{self.seed}:{text}".encode()).digest()
-        gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
-        cond = torch.randn((1, TEXT_TOKENS, TINY_FLUX["context_in_dim"]), generator=gen)
-        pooled = torch.randn((1, TINY_FLUX["vec_in_dim"]), generator=gen)
-        return cond, pooled
-
-    def encode_from_tokens(self, tokens, return_pooled=False, return_dict=False):
-        cond, pooled = self._encode(tokens["text"])
-        if return_dict:
-            return {"cond": cond, "pooled_output": pooled}
-        return (cond, pooled) if return_pooled else cond
-
-    def encode_from_tokens_scheduled(self, tokens, unprojected=False, add_dict=None, show_pbar=True):
-        cond, pooled = self._encode(tokens["text"])
-        return [[cond, {"pooled_output": pooled, **(add_dict or {})}]]
 
 
 def tiny_vae(seed: int = 0) -> comfy.sd.VAE:
@@ -172,11 +110,12 @@ class LikenessTestTinyFlux:
             "optional": {
                 "depth": ("INT", {"default": 2, "min": 1, "max": 19, "tooltip": "double blocks"}),
                 "depth_single_blocks": ("INT", {"default": 4, "min": 1, "max": 38, "tooltip": "single blocks"}),
+                "weight_dtype": (["default", "fp8_e4m3fn"], {"default": "default", "tooltip": "as UNETLoader's weight_dtype"}),
             },
         }
 
-    def load(self, seed, depth=2, depth_single_blocks=4):
-        return (tiny_flux_patcher(seed, depth, depth_single_blocks),)
+    def load(self, seed, depth=2, depth_single_blocks=4, weight_dtype="default"):
+        return (tiny_flux_patcher(seed, depth, depth_single_blocks, weight_dtype),)
 
 
 class LikenessTestTinyTextEncoder:
@@ -251,4 +190,9 @@ NODE_CLASS_MAPPINGS = {
     "LikenessTestTinyVAE": LikenessTestTinyVAE,
     "LikenessTestTinyUnionControlNet": LikenessTestTinyUnionControlNet,
 }
+from . import coexist as _coexist  # noqa: E402
+from . import families as _families  # noqa: E402  (other base-model families)
+
+NODE_CLASS_MAPPINGS.update(_families.NODE_CLASS_MAPPINGS)
+NODE_CLASS_MAPPINGS.update(_coexist.NODE_CLASS_MAPPINGS)
 NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("LikenessTest", "Test stand-in: ") for k in NODE_CLASS_MAPPINGS}

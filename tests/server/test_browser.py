@@ -36,7 +36,14 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
-NAMES = ["likeness_enhance_whole", "likeness_enhance_crop", "likeness_avatar", "likeness_score"]
+NAMES = [
+    "likeness_enhance_whole",
+    "likeness_enhance_crop",
+    "likeness_avatar",
+    "likeness_score",
+    "likeness_enhance_kontext",
+    "likeness_enhance_flux2",
+]
 STEPS, SIZE = 2, 128
 
 # Flags for a machine without a display or outside network: without the background-networking ones Chromium

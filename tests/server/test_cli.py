@@ -70,6 +70,19 @@ def test_crop_mode_with_one_face_and_score(comfy, tmp_path):
     assert srow["cos_after"] == pytest.approx(1.0, abs=1e-6) and srow["delta_id"] > 0.05
 
 
+def test_kontext_mode_queues_the_kontext_workflow(comfy, tmp_path):
+    p = cli("enhance", "--mode", "kontext", "--ref", EXAMPLES / "reference.png", "--target", EXAMPLES / "target_drifted.png",
+            "--steps", 2, "-o", tmp_path, *on(comfy))  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "Target as reference latent" in p.stderr, "the Kontext workflow ran (its node titles in the progress log)"
+    with open(tmp_path / "likeness_results.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["state"] == "done" and row["cos_before"]
+    out = Image.open(row["output"]).convert("RGB")
+    before = Image.open(EXAMPLES / "target_drifted.png").convert("RGB")
+    assert out.size == before.size and not np.array_equal(np.asarray(out), np.asarray(before))
+
+
 def test_likeness_gate_tries_new_seeds_keeps_the_best_and_exits_5(comfy, tmp_path):
     p = cli("enhance", "--ref", EXAMPLES / "reference.png", "--target", EXAMPLES / "target_drifted.png", "--steps", 2,
             "--min-similarity", 0.99, "--max-tries", 3, "--json", "-o", tmp_path, *on(comfy))  # fmt: skip

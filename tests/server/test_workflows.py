@@ -25,7 +25,15 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
-NAMES = ["likeness_enhance_whole", "likeness_enhance_crop", "likeness_avatar", "likeness_score", "likeness_multi_id"]
+NAMES = [
+    "likeness_enhance_whole",
+    "likeness_enhance_crop",
+    "likeness_avatar",
+    "likeness_score",
+    "likeness_enhance_kontext",
+    "likeness_enhance_flux2",
+    "likeness_multi_id",
+]
 T1_CROP = (0, 200, 640, 480)  # x0, y0, x1, y1 of insightface's t1.jpg: two faces dlib scores 2.04 and 1.12
 FACES_IN_CROP = ((67, 80, 176, 188), (462, 104, 570, 212))  # their dlib boxes in the crop, left to right
 
@@ -269,6 +277,47 @@ def test_score_runs_and_scores_the_reference_as_itself(comfy, images):
     assert after["distance"] == pytest.approx(0.0, abs=1e-6) and before["distance"] > after["distance"]
     (report,) = _output(graph, res, "Enhancement report")["likeness_report"]
     assert report["cos_after"] == pytest.approx(1.0, abs=1e-6) and report["delta_id"] > 0
+
+
+def test_kontext_runs_on_standins_with_the_target_as_reference_latent(comfy, images):
+    names, arrays = images
+    api = _api("likeness_enhance_kontext")
+    (refl,) = nodes_titled(api, "Target as reference latent")
+    (enc,) = nodes_titled(api, "Encode target")
+    (ks,) = nodes_titled(api, "Sampler")
+    assert api[refl]["class_type"] == "ReferenceLatent" and api[refl]["inputs"]["latent"] == [enc, 0]
+    assert api[api[ks]["inputs"]["model"][0]]["class_type"] == "LikenessApplyPulidFlux"
+    params = {"reference": names["reference"], "target": names["target"], "seed": 3}
+    graph, res = _run(comfy, "likeness_enhance_kontext", params)
+    (saved,) = _output(graph, res, "Save result")["images"]
+    out = np.asarray(comfy.image(saved).convert("RGB"))
+    assert out.shape == arrays["target"].shape and not np.array_equal(out, arrays["target"])
+    (before,) = _output(graph, res, "Distance before")["likeness_face_distance"]
+    assert before["no_face"] is False
+    assert len(_output(graph, res, "Enhancement report")["likeness_report"]) == 1
+    graph0, res0 = _run(comfy, "likeness_enhance_kontext", {**params, "pulid_weight": 0.0})
+    (saved0,) = _output(graph0, res0, "Save result")["images"]
+    assert not np.array_equal(np.asarray(comfy.image(saved0).convert("RGB")), out), "PuLID acts in the Kontext edit"
+
+
+def test_flux2_runs_on_standins_with_several_reference_latents(comfy, images):
+    names, arrays = images
+    graph, res = _run(comfy, "likeness_enhance_flux2", {"reference": [names["reference"], names["reference_small"]], "target": names["target"]})
+    assert any(n["class_type"] == "LikenessTestTinyFamily" and n["inputs"]["family"] == "flux2" for n in graph.values())
+    (saved,) = _output(graph, res, "Save result")["images"]
+    out = np.asarray(comfy.image(saved).convert("RGB"))
+    target = arrays["target"]
+    assert out.shape == target.shape
+    changed = np.any(out != target, axis=-1)
+    ys, xs = np.nonzero(changed)
+    assert 0.02 < changed.mean() < 0.9, "the face crop was regenerated and pasted back, not the whole image"
+    assert not changed[:8, :8].any() and not changed[-8:, -8:].any(), "the far corners are untouched"
+    assert changed[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].mean() > 0.5, "one compact pasted region"
+    (after,) = _output(graph, res, "Distance after")["likeness_face_distance"]
+    assert "distance" in after
+    graph1, res1 = _run(comfy, "likeness_enhance_flux2", {"reference": names["reference"], "target": names["target"]})
+    (saved1,) = _output(graph1, res1, "Save result")["images"]
+    assert not np.array_equal(np.asarray(comfy.image(saved1).convert("RGB")), out), "the references reach FLUX.2"
 
 
 def test_frontend_only_nodes_never_reach_the_api_copies():

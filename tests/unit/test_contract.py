@@ -31,6 +31,11 @@ FILLED = {
                             pulid_weight=0.4, control_strength=0.8, output_prefix="x"),
     C.WORKFLOW_MULTI_ID: dict(reference="r.png", reference_2="r2.png", prompt="p", seed=1, steps=2, width=512,
                               height=512, pulid_weight=0.9, pulid_start=0.0, pulid_end=1.0, output_prefix="x"),
+    C.WORKFLOW_ENHANCE_KONTEXT: dict(reference="r.png", target="t.png", seed=1, steps=2, denoise=1.0, prompt="p",
+                                     pulid_weight=0.7, pulid_start=0.1, pulid_end=0.9, judge="dlib (hog)",
+                                     output_prefix="x"),
+    C.WORKFLOW_ENHANCE_FLUX2: dict(reference="r.png", target="t.png", seed=1, steps=2, denoise=0.7, prompt="p",
+                                   working_size=512, judge="dlib (hog)", output_prefix="x"),
 }  # fmt: skip
 
 

@@ -1,0 +1,178 @@
+"""The edit-model workflows (issue 17), declared with scripts/build_workflows.py's Graph and shared pieces.
+
+- likeness_enhance_kontext: FLUX.1 Kontext [dev] edits the drifted target (its own reference latent) with an
+  instruction that keeps everything but the face, while PuLID-Flux injects the identity of the reference photos
+  (the residual reaches only the generated image's tokens, never the reference latent's).
+- likeness_enhance_flux2: FLUX.2 [dev] restores the face crop from the reference face crops given as its native
+  reference latents (no PuLID), then pastes it back; crop, paste, judge and report are the pack's.
+
+build_workflows.py registers these with one line; ``builders(bw)`` receives that module so nothing is imported
+twice when it runs as a script.
+"""
+
+from __future__ import annotations
+
+from likeness import contract as C
+
+KONTEXT, FLUX2, FLUX2_TE, FLUX2_VAE = C.KONTEXT_DEV, C.FLUX2_DEV, C.FLUX2_TEXT_ENCODER, C.FLUX2_VAE
+KONTEXT_PROMPT = (
+    "Restore this person's face so it is sharp and natural and clearly the same person. Keep everything else "
+    "exactly the same: pose, expression, hair, clothes, background, lighting, colours and framing."
+)
+FLUX2_PROMPT = (
+    "A sharp, natural close-up photo of the person from the reference images, same expression, pose and lighting "
+    "as the input face; realistic skin and eyes."
+)
+
+
+def builders(bw) -> dict:
+    """{workflow name: builder(object_info) -> bw.Graph}."""
+    return {
+        C.WORKFLOW_ENHANCE_KONTEXT: lambda info: _kontext(bw, info),
+        C.WORKFLOW_ENHANCE_FLUX2: lambda info: _flux2(bw, info),
+    }
+
+
+def _fit_to(bw, g, target, image):
+    """Scale the decoded image back to the target's size (VAE Encode crops to a multiple of 8) for the report."""
+    size = g.add("GetImageSize", "Target size")
+    fit = g.add("ImageScale", "Match target size", upscale_method="lanczos", crop="disabled")
+    g.link(target, "IMAGE", size, "image")
+    g.link(image, 0, fit, "image")
+    g.link(size, "width", fit, "width")
+    g.link(size, "height", fit, "height")
+    return [size, fit], fit
+
+
+def _kontext(bw, info):
+    g = bw.Graph(C.WORKFLOW_ENHANCE_KONTEXT, info)
+    m = {
+        "unet": g.add("UNETLoader", "FLUX.1 Kontext [dev]", unet_name=KONTEXT, weight_dtype="default"),
+        "clip": g.add("DualCLIPLoader", "Text encoders (CLIP-L + T5-XXL)", clip_name1=bw.CLIP_L, clip_name2=bw.T5, type="flux"),
+        "vae": g.add("VAELoader", "Flux VAE", vae_name=bw.AE),
+    } | bw.pulid_loaders(g)
+    m["esrgan"] = g.add("UpscaleModelLoader", "ESRGAN upscaler", model_name=bw.ESRGAN)
+    m["judge"] = bw.judge(g)
+    how = g.note(
+        "Kontext enhancement: FLUX.1 Kontext [dev] edits the target itself (its reference latent) with an "
+        "instruction that keeps everything but the face, and PuLID-Flux adds the identity of the reference photo(s). "
+        "PuLID changes only the image being generated, never the reference latent Kontext copies from.\n\n"
+        "1. Load the reference photo(s) and the target (green nodes).\n"
+        "2. Edit 'Prompt' if you like; keep the 'keep everything else' part.\n"
+        "3. Queue. The scores compare before/after with the reference.\n\n"
+        "For a face crop pasted back into a large image use likeness_enhance_crop with this model.",
+        title="How to use", width=340, height=360,
+    )
+    models = g.note(
+        f"diffusion_models/{KONTEXT} (FLUX.1 Kontext [dev], non-commercial licence)\ntext_encoders/{bw.CLIP_L}, {bw.T5}\n"
+        f"vae/{bw.AE}\npulid/{bw.PULID}\neva_clip/{bw.EVA}\ninsightface/models/antelopev2/ and buffalo_l/\n"
+        f"facexlib/parsing_bisenet.pth\nupscale_models/{bw.ESRGAN}",
+        title="Model files", width=340, height=220,
+    )
+    ref, ref_nodes, pulid = bw.reference_chain(g, m)
+    target = g.add("LoadImage", "Target image", colors=bw.INPUT_COLORS, image="target.png")
+    scale = g.add("FluxKontextImageScale", "Kontext size")
+    enc = g.add("VAEEncode", "Encode target")
+    prompt = g.add("CLIPTextEncode", "Prompt", text=KONTEXT_PROMPT)
+    refl = g.add("ReferenceLatent", "Target as reference latent")
+    guid = g.add("FluxGuidance", "Flux guidance", guidance=2.5)
+    neg = g.add("ConditioningZeroOut", "Negative (unused at cfg 1)")
+    ks = g.add("KSampler", "Sampler", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    dec = g.add("VAEDecode", "Decode")
+    g.link(target, "IMAGE", scale, "image")
+    g.link(scale, 0, enc, "pixels")
+    g.link(m["vae"], 0, enc, "vae")
+    g.link(m["clip"], 0, prompt, "clip")
+    g.link(prompt, 0, refl, "conditioning")
+    g.link(enc, 0, refl, "latent")
+    g.link(refl, 0, guid, "conditioning")
+    g.link(prompt, 0, neg, "conditioning")
+    g.link(pulid, 0, ks, "model")
+    g.link(guid, 0, ks, "positive")
+    g.link(neg, 0, ks, "negative")
+    g.link(enc, 0, ks, "latent_image")
+    g.link(ks, 0, dec, "samples")
+    g.link(m["vae"], 0, dec, "vae")
+    fit_nodes, fit = _fit_to(bw, g, target, dec)
+    score = bw.scoring(g, m, ref, target, "IMAGE", fit, "IMAGE", "likeness/enhanced_kontext")
+    g.layout([
+        [("", bw.GREY, [[how, models]])],
+        [("1. Models", bw.BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]], [m["pulid"], m["eva"], m["fa"], m["esrgan"]]])],
+        [("2. Reference face -> PuLID-Flux (weight 0.75, start 0.1)", bw.GREEN, [ref_nodes[:2], ref_nodes[2:]])],
+        [("3. Target as Kontext reference, edit instruction", bw.BLUE, [[target, scale, enc], [prompt, refl, guid, neg]])],
+        [("4. Kontext edit with PuLID, 28 steps", bw.PURPLE, [[ks, dec], fit_nodes])],
+        [("5. Score and save", bw.YELLOW, [score[1:3], score[3:], score[:1]])],
+    ])  # fmt: skip
+    return g
+
+
+def _flux2_models(bw, g):
+    """FLUX.2's three loaders, the judge, and the two notes."""
+    m = {
+        "unet": g.add("UNETLoader", "FLUX.2 [dev]", unet_name=FLUX2, weight_dtype="default"),
+        "clip": g.add("CLIPLoader", "Text encoder (Mistral 3 Small)", clip_name=FLUX2_TE, type="flux2", device="default"),
+        "vae": g.add("VAELoader", "FLUX.2 VAE", vae_name=FLUX2_VAE),
+        "judge": bw.judge(g),
+    }
+    how = g.note(
+        "FLUX.2 reference restoration (no PuLID): the target's face is cropped, regenerated by FLUX.2 [dev] "
+        "(denoise 0.7) with the reference face crop(s) as FLUX.2's own reference images, and pasted back with a "
+        "feathered mask; pixels outside the mask stay bit-identical.\n\n"
+        "Several references: batch the photos (Batch Images) before 'Crop reference face' with face_index -1 "
+        "or one face each; 'Reference latents' gives FLUX.2 one reference per crop (max 4 by default).",
+        title="How to use", width=340, height=330,
+    )
+    models = g.note(
+        f"diffusion_models/{FLUX2} (FLUX.2 [dev], FLUX [dev] non-commercial licence)\n"
+        f"text_encoders/{FLUX2_TE}\nvae/{FLUX2_VAE}\ninsightface/models/buffalo_l/ (judge)",
+        title="Model files", width=340, height=160,
+    )
+    return m, [how, models]
+
+
+def _flux2(bw, info):
+    g = bw.Graph(C.WORKFLOW_ENHANCE_FLUX2, info)
+    m, notes = _flux2_models(bw, g)
+    ref = g.add("LoadImage", "Reference image", colors=bw.INPUT_COLORS, image="reference.png")
+    ref_crop = g.add("LikenessAutoCropFace", "Crop reference face", face_order="largest", face_index=0, context=1.6,
+                     aspect=1.0, working_size=512, align_eyes=False, pad_mode="edge", no_face="error", feather=24)
+    target = g.add("LoadImage", "Target image", colors=bw.INPUT_COLORS, image="target.png")
+    crop = g.add("LikenessAutoCropFace", "Crop target", face_order="largest", face_index=0, context=1.6, aspect=1.0,
+                 working_size=1024, align_eyes=False, pad_mode="edge", no_face="error", feather=32)
+    prompt = g.add("CLIPTextEncode", "Prompt", text=FLUX2_PROMPT)
+    guid = g.add("FluxGuidance", "Flux guidance", guidance=4.0)
+    refs = g.add("LikenessReferenceLatents", "Reference latents", max_references=4)
+    neg = g.add("ConditioningZeroOut", "Negative (unused at cfg 1)")
+    enc = g.add("VAEEncode", "Encode target face")
+    ks = g.add("KSampler", "Sampler", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=0.7)
+    dec = g.add("VAEDecode", "Decode")
+    paste = g.add("LikenessPasteFaceBack", "Paste face back", feather=32, color_match="none")
+    for det, img, c in ((m["judge"], ref, ref_crop), (m["judge"], target, crop)):
+        g.link(det, 0, c, "detector")
+        g.link(img, "IMAGE", c, "image")
+    g.link(m["clip"], 0, prompt, "clip")
+    g.link(prompt, 0, guid, "conditioning")
+    g.link(guid, 0, refs, "conditioning")
+    g.link(m["vae"], 0, refs, "vae")
+    g.link(ref_crop, "crops", refs, "images")
+    g.link(prompt, 0, neg, "conditioning")
+    g.link(crop, "crops", enc, "pixels")
+    g.link(m["vae"], 0, enc, "vae")
+    g.link(m["unet"], 0, ks, "model")
+    g.link(refs, 0, ks, "positive")
+    g.link(neg, 0, ks, "negative")
+    g.link(enc, 0, ks, "latent_image")
+    g.link(ks, 0, dec, "samples")
+    g.link(m["vae"], 0, dec, "vae")
+    g.link(target, "IMAGE", paste, "image")
+    g.link(dec, 0, paste, "crops")
+    g.link(crop, "crop_data", paste, "crop_data")
+    score = bw.scoring(g, m, ref, target, "IMAGE", paste, "image", "likeness/enhanced_flux2")
+    g.layout([
+        [("", bw.GREY, [notes])],
+        [("1. Models", bw.BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]]])],
+        [("2. Reference face crop(s) -> FLUX.2 reference latents", bw.GREEN, [[ref, ref_crop], [prompt, guid, refs, neg]])],
+        [("3. Target face: crop, regenerate (denoise 0.7), paste back", bw.PURPLE, [[target, crop], [enc, ks, dec, paste]])],
+        [("4. Score and save", bw.YELLOW, [score[1:3], score[3:], score[:1]])],
+    ])  # fmt: skip
+    return g
