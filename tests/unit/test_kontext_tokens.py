@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from configs import UNIT_PULID, seeded_unit_pulid
-from likeness.pulid import flux_block_patches, generated_span, image_token_count, image_token_wrapper
+from likeness.pulid import flux_block_patches, generated_span, image_token_count, image_token_wrapper, token_grid_probe
 
 N_DOUBLE, N_SINGLE, TXT = 5, 9, 6
 WEIGHT = 0.8
@@ -71,14 +71,16 @@ class Recorder:
         return out
 
 
-def _run(flux_cls, refs, with_wrapper=True, h=8, w=8):
+def _run(flux_cls, refs, with_wrapper=True, h=8, w=8, mask=None):
     torch.manual_seed(1)
     model = _tiny_flux(flux_cls)
     pulid = seeded_unit_pulid(0).requires_grad_(False)
     ids = torch.randn(1, UNIT_PULID.num_queries, UNIT_PULID.id_token_dim, generator=torch.Generator().manual_seed(3))
-    patches = flux_block_patches(pulid, ids, WEIGHT, 1e9, -1.0, N_DOUBLE, N_SINGLE)
+    patches = flux_block_patches(pulid, ids, WEIGHT, 1e9, -1.0, N_DOUBLE, N_SINGLE, mask=mask)
     recorders = {k: Recorder(p) for k, p in patches.items()}
     opts = {"patches_replace": {"dit": recorders}, "sigmas": torch.tensor([0.5])}
+    if mask is not None:  # as Apply PuLID-Flux installs it: a post_input patch reads the token grid
+        opts["patches"] = {"post_input": [token_grid_probe(patches)]}
     if with_wrapper:
         opts["wrappers"] = {"diffusion_model": {"likeness_pulid": [image_token_wrapper(patches)]}}
     g = torch.Generator().manual_seed(5)
@@ -155,3 +157,26 @@ def test_generated_span_rules():
     assert image_token_count((1, 16, 9, 7), 2) == 5 * 4  # ComfyUI pads odd sizes up to the patch
     with pytest.raises(RuntimeError, match="double block"):
         generated_span("single_block", 36, None, 16, {})
+
+
+@pytest.mark.parametrize("refs", [[(8, 8)], [(6, 10), (8, 8)]])
+def test_the_region_mask_composes_with_kontext(flux_cls, refs):
+    """A left-half mask with reference latents: references and the right half get exactly zero residual, the left
+    half of the generated image gets the full residual (token grid 4x4 of an 8x8 latent)."""
+    mask = torch.zeros(1, 64, 64)
+    mask[:, :, :32] = 1.0
+    _, recorders, pulid, ids, n_img = _run(flux_cls, refs, mask=mask)
+    left = torch.zeros(4, 4, dtype=torch.bool)
+    left[:, :2] = True
+    left = left.flatten()
+    for key, rec in recorders.items():
+        block_out, pulid_out = rec.seen
+        start = 0 if key[0] == "double_block" else TXT
+        delta = pulid_out - block_out
+        assert torch.count_nonzero(delta[:, start + n_img :]) == 0, f"{key}: reference tokens changed"
+        assert torch.count_nonzero(delta[:, :start]) == 0, f"{key}: text tokens changed"
+        img_delta = delta[:, start : start + n_img]
+        assert torch.count_nonzero(img_delta[:, ~left]) == 0, f"{key}: tokens outside the mask changed"
+        want = WEIGHT * pulid.ca[patch_ca(recorders, key)](ids, block_out[:, start : start + n_img])
+        torch.testing.assert_close(img_delta[:, left], want[:, left], rtol=1e-5, atol=1e-6)
+        assert torch.count_nonzero(img_delta[:, left]) > 0
