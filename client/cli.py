@@ -42,7 +42,7 @@ log = logging.getLogger("likeness")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_REJECTED, EXIT_GATE = 0, 1, 2, 3, 4, 5
 STANDINS_DIR = PACK_DIR / "tests" / "standins" / "comfy_pack"
-EXAMPLES = PACK_DIR / "examples"
+EXAMPLES = PACK_DIR / "demo"  # not examples/: ComfyUI would serve it in place of workflows/ as the templates
 WORKFLOWS = {"whole": "likeness_enhance_whole", "crop": "likeness_enhance_crop"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

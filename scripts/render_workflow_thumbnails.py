@@ -1,4 +1,7 @@
-"""Draw a PNG thumbnail beside each UI workflow in workflows/ (same name, .png), from the JSON alone.
+"""Draw a JPEG thumbnail beside each UI workflow in workflows/ (same name, .jpg), from the JSON alone.
+
+The editor's template browser shows ``/api/workflow_templates/<pack>/<name>.jpg`` as a custom pack's template
+thumbnail (comfyui-frontend-package 1.32.9 and 1.58.1 both ask for .jpg), so the thumbnails are JPEG.
 
 Group frames, node boxes at their saved pos/size with title bars and socket names, and links as curves
 coloured by type, roughly as the ComfyUI editor draws them. A browser screenshot may replace these later.
@@ -176,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for path in sorted(WORKFLOWS.glob("*.json")):
         img = render(json.loads(path.read_text()), args.width)
-        img.save(path.with_suffix(".png"), optimize=True)
-        log.info("wrote %s (%dx%d)", path.with_suffix(".png").relative_to(ROOT), *img.size)
+        img.convert("RGB").save(path.with_suffix(".jpg"), quality=88, optimize=True)
+        log.info("wrote %s (%dx%d)", path.with_suffix(".jpg").relative_to(ROOT), *img.size)
     return 0
 
 

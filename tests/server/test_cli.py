@@ -18,7 +18,7 @@ from PIL import Image
 from client.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "demo"
 
 
 def cli(*args, timeout=600, **kw):
