@@ -54,8 +54,10 @@ window.__likenessPopups = [];
 new MutationObserver((records) => {
   for (const record of records) for (const added of record.addedNodes) {
     if (added.nodeType !== 1) continue;
-    const found = added.matches('.p-toast-message, .p-dialog') ? [added] : [];
-    found.push(...added.querySelectorAll('.p-toast-message, .p-dialog'));
+    // 1.32.9 (PrimeVue): .p-toast-message / .p-dialog; 1.58.1 renders its toasts with role="alert"
+    const wanted = '.p-toast-message, .p-dialog, [role="alert"]';
+    const found = added.matches(wanted) ? [added] : [];
+    found.push(...added.querySelectorAll(wanted));
     window.__likenessPopups.push(...found);
   }
 }).observe(document, {childList: true, subtree: true});
@@ -64,7 +66,7 @@ READY_JS = """() => !!(window.app && app.vueAppReady && app.graph && window.Lite
   && document.querySelector('#graph-canvas') && document.querySelector('#comfy-file-input')
   && document.querySelector('[data-testid="queue-button"]'))"""
 POPUPS_JS = """(start) => window.__likenessPopups.slice(start).map(el => ({
-  cls: String(el.className), text: (el.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 500)}))"""
+  cls: String(el.className), role: el.getAttribute('role') || '', text: (el.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 500)}))"""
 GRAPH_JS = """() => app.graph.nodes.map(n => ({
   id: n.id, type: n.type, title: n.title, mode: n.mode, has_errors: !!n.has_errors,
   registered: n.type in LiteGraph.registered_node_types,

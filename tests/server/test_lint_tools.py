@@ -21,9 +21,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import photos
 import pytest
 
-from client.standins import USER_FILE_INPUTS, to_standins
+from client.standins import USER_FILE_INPUTS, fill, nodes_titled, to_standins
 from client.workflow_format import load_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,10 +90,12 @@ def test_comfy_lint_passes_on_every_api_workflow_but_the_union_socket(comfy, tmp
     others = [f for stem, f in findings if not _is_union_detector(f, apis[stem])]
     assert not others, "comfy-lint:\n" + "\n".join(json.dumps(f) for f in others)
     assert excepted, "the union-socket exception no longer fires: drop it from this test"
-    # ComfyUI itself takes the graph comfy-lint flags: no node error for any input on /prompt
-    graph = to_standins(apis["likeness_enhance_crop"], files=comfy.files, steps=1, size=64)
-    response = comfy.client.post_json("/prompt", {"prompt": graph})
-    assert not response.get("node_errors"), response
+    # ComfyUI itself takes the graph comfy-lint flags: /prompt validates every link's type and the job runs
+    two_faces = comfy.upload(np.ascontiguousarray(photos.group_t1()[200:480, 0:640]), "lint_two_faces.png")
+    face = comfy.upload(photos.astronaut(), "lint_reference.png")
+    api = fill(apis["likeness_enhance_crop"], reference=face, reference_2=face, target=two_faces)
+    result = comfy.run(to_standins(api, files=comfy.files, steps=1, size=64))
+    assert [nid for nid in nodes_titled(api, "Save result") if nid in result.outputs]
 
 
 def test_comfy_draftsman_lint_is_clean_on_every_ui_workflow(comfy, tmp_path):
