@@ -24,15 +24,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+import importroot  # noqa: E402  (this checkout importable as ``likeness``)
 
-from client.api import ComfyClient  # noqa: E402
-from client.provision import cache_dir, ensure_comfyui  # noqa: E402
-from client.server import EmbeddedServer  # noqa: E402
+importroot.ensure()
+
+from likeness.client.api import ComfyClient  # noqa: E402
+from likeness.client.provision import cache_dir, ensure_comfyui  # noqa: E402
+from likeness.client.server import EmbeddedServer  # noqa: E402
 
 log = logging.getLogger("bench")
 
-# Model shapes of the benchmark stand-ins (benchmarks/comfy_pack). "flux-dev" is the full flux1-dev shape and
+# Model shapes of the benchmark stand-ins (standins/bench_pack). "flux-dev" is the full flux1-dev shape and
 # Union-Pro v1's ControlNet (5 double + 10 single blocks); the CPU shapes are what 2 cores can sample in minutes.
 SHAPES = {
     "flux-dev": dict(hidden_size=3072, depth=19, depth_single_blocks=38, cn_depth=5, cn_single=10, tokens=256),
@@ -106,7 +109,7 @@ def gpu_facts(client: ComfyClient) -> str:
 # -- model files -----------------------------------------------------------------------------------------------
 def _source_key() -> str:
     h = hashlib.sha256()
-    for p in sorted((ROOT / "tests" / "standins").glob("*.py")) + [ROOT / "pulid" / "config.py", ROOT / "pulid" / "model.py", ROOT / "eva_clip" / "model.py"]:
+    for p in sorted((ROOT / "standins").glob("*.py")) + [ROOT / "pulid" / "config.py", ROOT / "pulid" / "model.py", ROOT / "eva_clip" / "model.py"]:
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
@@ -116,7 +119,7 @@ def model_files() -> tuple[Path, dict[str, str]]:
 
     Keyed by the stand-in sources; a copy written for older sources is removed (the full-size EVA is 1.2 GB).
     """
-    from standins.models import write_model_files
+    from likeness.standins.models import write_model_files
 
     root = cache_dir() / "bench-models" / _source_key()
     index = root / "files.json"
@@ -155,9 +158,8 @@ def pulid_file(models: Path, flux_dim: int, num_ca: int, full_encoder: bool = Fa
     4th single block. The ID encoder is tiny (it feeds the tiny EVA stand-in) unless ``full_encoder``: then it has
     the official IDFormer shape and needs the full EVA (eva_file(models, full=True)).
     """
-    from standins.weights import tiny_pulid_config
-
-    from pulid import PulidFluxConfig, build_pulid_flux
+    from likeness.pulid import PulidFluxConfig, build_pulid_flux
+    from likeness.standins.weights import tiny_pulid_config
 
     name = f"bench_pulid_flux_{flux_dim}_{num_ca}{'_full' if full_encoder else ''}.safetensors"
     path = models / "pulid" / name
@@ -175,7 +177,7 @@ def eva_file(models: Path, files: dict, full: bool) -> str:
     """The tiny EVA stand-in, or a random EVA02-CLIP-L-14-336 of the official shape (304 M parameters)."""
     if not full:
         return files["eva"]
-    from eva_clip import OFFICIAL_L336, expected_shapes
+    from likeness.eva_clip import OFFICIAL_L336, expected_shapes
 
     name = "bench_eva02_clip_l336_random.safetensors"
     path = models / "eva_clip" / name
@@ -215,7 +217,7 @@ def _gpu_launcher(base: Path) -> str:
 
 
 class Bench:
-    """An embedded ComfyUI with this pack, the test stand-ins and the benchmark stand-ins (benchmarks/comfy_pack)."""
+    """An embedded ComfyUI with this pack, the test stand-ins and the benchmark stand-ins (standins/bench_pack)."""
 
     def __init__(self, gpu: bool = False, cache_none: bool = False, extra_args: list[str] | None = None):
         if gpu:
@@ -233,7 +235,7 @@ class Bench:
         self.server = EmbeddedServer(
             self.comfyui,
             base_dir=self.base,
-            custom_nodes={"likeness_standins": ROOT / "tests/standins/comfy_pack", "likeness_bench": BENCH / "comfy_pack"},
+            custom_nodes={"likeness_standins": ROOT / "standins" / "comfy_pack", "likeness_bench": ROOT / "standins" / "bench_pack"},
             models_dir=self.models,
             extra_args=args,
             python=_gpu_launcher(self.base) if gpu else None,
@@ -298,7 +300,7 @@ def bench_nodes(shape: dict, weight_dtype: str = "default") -> dict[str, dict]:
 
 
 def to_bench(graph: dict, shape: dict, models: Path, weight_dtype: str = "default") -> dict:
-    """A stand-in graph (client.standins.to_standins) switched to the benchmark stand-ins of ``shape``.
+    """A stand-in graph (standins.substitution.to_standins) switched to the benchmark stand-ins of ``shape``.
 
     The PuLID file is swapped for one whose cross-attention matches the model's width and block count.
     """

@@ -6,8 +6,8 @@ token ratios) with a quarter of flux1-dev's text tokens (64) and hidden 512 (sha
 proportion of linear-layer to attention cost near flux1-dev's at 1536x1024; at full size on 2 cores one job took
 minutes and the tiny VAE's mid-block attention at 1/8 resolution (24576 positions) outweighed sampling. One embedded ComfyUI runs workflows/api/likeness_enhance_whole.json and the crop workflow with its
 "Face 2" group bypassed (client.workflow_format.bypass_group + ui_to_api with the server's /object_info), both
-switched to the stand-ins (client.standins.to_standins) and then to the benchmark stand-in Flux and Union
-ControlNet (benchmarks/comfy_pack) so that sampling cost grows with the token count as flux1-dev's does. Variants:
+switched to the stand-ins (standins.substitution.to_standins) and then to the benchmark stand-in Flux and Union
+ControlNet (standins/bench_pack) so that sampling cost grows with the token count as flux1-dev's does. Variants:
 whole image (1536x1024 -> 6144 image tokens), crop at the shipped working size 1024 (4096 tokens) and at 768
 (2304 tokens), times the scale; the same steps, interleaved. Per variant: job time without the model loaders
 (the server keeps models between jobs), the KSampler node, its median step (from /ws progress events), VAE
@@ -87,8 +87,9 @@ def main() -> int:
     steps = args.steps or (28 if args.gpu else 3)
     repeats = args.repeats or (1 if args.quick else 4)
 
-    from client.standins import fill, to_standins
-    from client.workflow_format import bypass_group, load_workflow, ui_to_api
+    from likeness.client.params import fill
+    from likeness.client.workflow_format import bypass_group, load_workflow, ui_to_api
+    from likeness.standins.substitution import to_standins
 
     with bl.Bench(gpu=args.gpu) as b:
         target = b.upload(canvas(scale), "bench_target.png")

@@ -19,8 +19,7 @@ import io
 import time
 
 import benchlib as bl
-
-from client.api import ComfyClient
+from likeness.client.api import ComfyClient
 
 STAGES = [
     ("model load", bl.LOADERS),
@@ -65,10 +64,10 @@ def main() -> int:
     shape = bl.SHAPES["flux-dev" if args.gpu else "cpu-scaled"]
 
     import photos
+    from likeness.client.params import fill
+    from likeness.client.workflow_format import load_workflow
+    from likeness.standins.substitution import to_standins
     from memory_batch import targets
-
-    from client.standins import fill, to_standins
-    from client.workflow_format import load_workflow
 
     with bl.Bench(gpu=args.gpu) as b:
         client = TimedClient(b.server.url, timeout=120.0)

@@ -28,7 +28,7 @@ LINE = re.compile(r"PuLID-Flux: (\d+) reference\(s\): (\d+) encoded, (\d+) from 
 
 
 def graph(files: dict, pulid_name: str, eva_name: str, weight: float, guidance: float) -> dict:
-    from client.graphs import t2i_flux
+    from likeness.standins.graphs import t2i_flux
 
     g = t2i_flux(size=128, steps=2, seed=1, prefix="bench/idcache")
     g["5"]["inputs"]["guidance"] = guidance

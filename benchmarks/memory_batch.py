@@ -48,9 +48,9 @@ def main() -> int:
     side = 768 if args.gpu else 256
 
     import photos
-
-    from client.standins import fill, to_standins
-    from client.workflow_format import load_workflow
+    from likeness.client.params import fill
+    from likeness.client.workflow_format import load_workflow
+    from likeness.standins.substitution import to_standins
 
     with bl.Bench(gpu=args.gpu) as b:
         ref = b.upload(photos.astronaut(), "bench_reference.png")

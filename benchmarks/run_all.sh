@@ -4,7 +4,7 @@
 # Each script starts its own embedded ComfyUI (CPU unless --gpu) with the stand-in models; see benchmarks/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${LIKENESS_PYTHON:-$HOME/.cache/likeness/venv/bin/python}"
+source scripts/env.sh  # the virtualenv (LIKENESS_CACHE / LIKENESS_VENV) and the import root, as every entry point
 start=$(date +%s)
 for name in pulid_overhead id_cache crop_vs_whole memory_batch e2e_client; do
   echo "=== benchmarks/$name.py $*"

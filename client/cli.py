@@ -1,4 +1,4 @@
-"""The ``likeness`` command line (``python -m client``). No torch here.
+"""The ``likeness`` command line (``likeness``, or ``python -m likeness.client`` from a checkout). No torch here.
 
 Commands: ``enhance`` (one target), ``batch`` (a CSV or folder of pairs), ``score`` (score existing images),
 ``demo`` (enhance the bundled examples), ``eval`` and ``dataset`` (local tools, run in a subprocess that
@@ -33,15 +33,15 @@ from typing import Any, Iterator
 from .api import ComfyClient, ComfyError, PromptRejected, ServerUnavailable
 from .jobs import JobRunner, job_key, safe_upload_name
 from .journal import Journal, JournalError
+from .params import fill
 from .provision import ensure_comfyui
-from .server import PACK_DIR, EmbeddedServer, ServerStartError
-from .standins import fill, to_standins
+from .server import IMPORT_ROOT, PACK_DIR, EmbeddedServer, ServerStartError
 from .workflow_format import WorkflowFormatError, bypass_group, load_workflow, ui_to_api
 
 log = logging.getLogger("likeness")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_REJECTED, EXIT_GATE = 0, 1, 2, 3, 4, 5
-STANDINS_DIR = PACK_DIR / "tests" / "standins" / "comfy_pack"
+STANDINS_DIR = PACK_DIR / "standins" / "comfy_pack"
 EXAMPLES = PACK_DIR / "demo"  # not examples/: ComfyUI would serve it in place of workflows/ as the templates
 WORKFLOWS = {"whole": "likeness_enhance_whole", "crop": "likeness_enhance_crop"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -121,11 +121,13 @@ class Session:
     where: str = ""
 
 
+def _tool_env() -> dict[str, str]:
+    """The environment of a helper process: this copy of the pack importable as ``likeness``."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(IMPORT_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def _write_standin_models(models: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACK_DIR), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(
-        [sys.executable, "-m", "standins", str(models)], cwd=PACK_DIR / "tests", env=env, capture_output=True, text=True
-    )
+    out = subprocess.run([sys.executable, "-m", "likeness.standins", str(models)], env=_tool_env(), capture_output=True, text=True)
     if out.returncode != 0:
         raise ServerStartError(f"could not write the stand-in model files:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -242,6 +244,8 @@ class Jobs:
         spec = job.spec
         graph = self._workflow(spec["workflow"], not spec.get("reference_2"))
         if self.s.standin:
+            from ..standins.substitution import to_standins  # stand-in runs only: never on a real-weights path
+
             graph = to_standins(graph, self.s.files, steps=spec.get("standin_steps"))
         params = dict(spec["params"])
         for role in ("reference", "reference_2"):
@@ -519,9 +523,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_local_tool(args: argparse.Namespace, rest: list[str]) -> int:
-    """eval / dataset: pure local tools that need numpy/torch, so they run as ``python -m face.cli``."""
-    cmd = [sys.executable, "-m", "face.cli", args.command, *rest]
-    return subprocess.call(cmd, cwd=PACK_DIR)
+    """eval / dataset: pure local tools that need numpy/torch, so they run as ``python -m likeness.tools.cli``."""
+    cmd = [sys.executable, "-m", "likeness.tools.cli", args.command, *rest]
+    return subprocess.call(cmd, env=_tool_env())
 
 
 # -- parser ------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from .api import ComfyClient, ExecutionFailed, ServerUnavailable
 from .jobs import JOB_KEY, OUTPUT_SUBFOLDER, TOKEN_KEY, find_prompt_by_token, job_key
 from .journal import Journal
-from .server import PACK_DIR
+from .server import IMPORT_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,13 @@ class ServerWorker:
 
     def execute(self, key: str, spec: dict, token: str, timeout: float = 3600.0) -> dict:
         from .cli import ImageFile, _upload
-        from .standins import fill, to_standins
+        from .params import fill
         from .workflow_format import load_workflow
 
         graph = load_workflow(spec["workflow"])
         if self.standin:
+            from ..standins.substitution import to_standins  # stand-in runs only
+
             graph = to_standins(graph, self.files)
         resumed = True
         prompt_id = find_prompt_by_token(self.client, token)
@@ -103,7 +105,7 @@ def run_jobs_on_ray(
     import ray
 
     if not ray.is_initialized():
-        env = {"PYTHONPATH": os.pathsep.join([str(PACK_DIR), os.environ.get("PYTHONPATH", "")])}
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(IMPORT_ROOT), os.environ.get("PYTHONPATH")]))}
         ray.init(
             address=os.environ.get("RAY_ADDRESS") or None,
             include_dashboard=False,

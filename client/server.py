@@ -21,6 +21,9 @@ from .api import ComfyClient
 log = logging.getLogger(__name__)
 
 PACK_DIR = Path(__file__).resolve().parent.parent
+# The folder that holds this package as ``likeness`` (site-packages, or a checkout's .importroot/ whose
+# ``likeness`` links to the checkout); helper processes get it on PYTHONPATH. Symlinks are kept on purpose.
+IMPORT_ROOT = Path(os.path.abspath(__file__)).parent.parent.parent
 PACK_NAME = "likeness"
 
 

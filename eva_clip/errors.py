@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..common.errors import LikenessError
+
 EXPECTED = (
     "an EVA02-CLIP visual tower: visual.cls_token, visual.pos_embed, visual.patch_embed.proj.weight, "
     "visual.blocks.N.attn.q_proj.weight / q_bias / v_bias / inner_attn_ln, visual.blocks.N.mlp.w1 / w2 / ffn_ln / w3, "
@@ -15,7 +17,7 @@ FIX = (
 )
 
 
-class EvaClipCheckpointError(ValueError):
+class EvaClipCheckpointError(LikenessError, ValueError):
     """Raised instead of a raw KeyError/RuntimeError so a node can tell the user which file is wrong and why."""
 
     def __init__(self, source: str, found: str, *, expected: str = EXPECTED, fix: str = FIX):

@@ -7,7 +7,7 @@ checkpoint strictly with messages a user can act on, renaming the official keys 
 hidden states PuLID feeds to its ID encoder.
 
 Architecture facts (public): EVA-CLIP ``eva_clip/eva_vit_model.py`` and ``rope.py`` (baaivision/EVA, MIT), as
-vendored by PuLID (ToTheBeginning/PuLID, Apache-2.0), and /work/shared/reference/README.md.
+vendored by PuLID (ToTheBeginning/PuLID, Apache-2.0), and tests/reference/README.md.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..common.errors import LikenessError
+
 __all__ = [
     "FaceError",
     "NoFaceError",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-class FaceError(ValueError):
+class FaceError(LikenessError, ValueError):
     """Base class: a ValueError so generic callers that catch bad input also catch these."""
 
 

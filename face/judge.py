@@ -393,7 +393,26 @@ def _dlib5_to_insightface5(pts: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------- insightface
 
-_INSIGHTFACE_INSTALL = "pip install insightface==2.1 onnxruntime"
+_INSIGHTFACE_INSTALL = "pip install insightface onnxruntime-gpu (NVIDIA GPU) or insightface onnxruntime (CPU only)"
+RUNTIME_MISSING = {
+    "onnxruntime": "ONNX Runtime: pip install onnxruntime-gpu (NVIDIA GPU) or pip install onnxruntime (CPU only)",
+    "insightface": "insightface: pip install insightface (it also installs the CPU onnxruntime; with onnxruntime-gpu "
+    "run pip install --force-reinstall onnxruntime-gpu afterwards)",
+}
+
+
+def runtime_missing() -> str | None:
+    """One line naming the packages to install when insightface or ONNX Runtime is not importable, else None.
+
+    Neither is a requirement of the pack (both ONNX Runtime flavours provide the same module, and requiring one
+    replaces the other), so this is checked when the pack loads and when an insightface model is loaded.
+    """
+    import importlib.util
+
+    missing = [hint for module, hint in RUNTIME_MISSING.items() if importlib.util.find_spec(module) is None]
+    if not missing:
+        return None
+    return "Likeness: the insightface face models (Load Face Analysis for PuLID, insightface judges) need " + "; ".join(missing)
 
 
 def check_insightface_folder(model_dir: str | os.PathLike) -> list[Path]:
@@ -444,6 +463,8 @@ class InsightFaceJudge(FaceJudge):
     ):
         folder = Path(model_dir).expanduser().resolve()
         check_insightface_folder(folder)
+        if runtime_missing():
+            raise JudgeUnavailableError("insightface", _INSIGHTFACE_INSTALL, reason=runtime_missing())
         try:
             from insightface.app import FaceAnalysis
         except ImportError as exc:

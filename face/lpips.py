@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..common.weights import WeightsReadError, read_weights
 from .errors import FaceError
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -85,9 +86,9 @@ class Lpips(nn.Module):
 
 def _load(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling refusal becomes one typed error
-        raise LpipsWeightsError(f"{what} {str(path)!r} could not be read as plain tensors ({err})") from err
+        sd = read_weights(path, (path.suffix.lower(),))  # the pack's one safe reader; any name is a torch file
+    except WeightsReadError as err:
+        raise LpipsWeightsError(f"{what} {str(path)!r} could not be read as plain tensors ({err.detail})") from err
     if not isinstance(sd, dict):
         raise LpipsWeightsError(f"{what} {str(path)!r} holds a {type(sd).__name__}, expected a state dict")
     return sd

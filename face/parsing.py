@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..common.weights import WeightsReadError, read_weights
 from .errors import FaceError, FaceModelMissingError
 
 logger = logging.getLogger(__name__)
@@ -229,43 +229,24 @@ class BiSeNet(nn.Module):
 # --------------------------------------------------------------------------------------------------
 
 
-def _unpickler_reason(err: Exception) -> str:
-    """The one useful line of torch's weights_only refusal (which global it met), without its advice to
-    retry with weights_only=False."""
-    text = str(err)
-    for line in text.splitlines():
-        line = line.strip()
-        if "Unsupported" in line or "WeightsUnpickler error" in line:
-            line = line.split("WeightsUnpickler error:", 1)[-1].strip()
-            return line.split(". Please", 1)[0].rstrip(".")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else type(err).__name__
-
-
 def _read_file(path: Path) -> Any:
-    """Read a weights file: safetensors, or a pickle only through ``torch.load(weights_only=True)``."""
-    if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except Exception as err:  # safetensors raises its own error types for a damaged header
+    """Read a weights file through the pack's one safe reader (common/weights.py)."""
+    try:
+        return read_weights(path, (path.suffix.lower(),))  # safetensors by name; any other name is a torch file
+    except WeightsReadError as err:
+        if err.kind == "refused":
             raise ParsingWeightsError(
-                f"cannot read face-parsing weights {path}: not a valid .safetensors file ({err}); "
+                f"refused to read face-parsing weights {path}: its pickle holds Python objects other than tensors, "
+                f"and it is only read with torch.load(weights_only=True) because unpickling arbitrary objects can run "
+                f"code ({err.detail}). Expected facexlib's {BISENET_FILENAME} (plain tensors): {_HOW_TO_GET}"
+            ) from err
+        if path.suffix.lower() == ".safetensors":
+            raise ParsingWeightsError(
+                f"cannot read face-parsing weights {path}: {err.detail}; "
                 f"expected facexlib's {BISENET_FILENAME}: {_HOW_TO_GET}"
             ) from err
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = _unpickler_reason(err)
         raise ParsingWeightsError(
-            f"refused to read face-parsing weights {path}: its pickle holds Python objects other than tensors, "
-            f"and it is only read with torch.load(weights_only=True) because unpickling arbitrary objects can run "
-            f"code ({first}). Expected facexlib's {BISENET_FILENAME} (plain tensors): {_HOW_TO_GET}"
-        ) from err
-    except Exception as err:  # truncated zip, not a torch file at all, ...
-        raise ParsingWeightsError(
-            f"cannot read face-parsing weights {path}: not a torch checkpoint ({type(err).__name__}: {err}); "
+            f"cannot read face-parsing weights {path}: not a torch checkpoint ({err.detail}); "
             f"expected facexlib's {BISENET_FILENAME}: {_HOW_TO_GET}"
         ) from err
 

@@ -1,4 +1,5 @@
-"""Florence-2 loader and Caption: the target image's caption becomes the regeneration prompt (seed 000)."""
+"""Florence-2 loader and Caption: the target image's caption becomes the regeneration prompt (it steers the tile
+ControlNet's regeneration)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 import torch
 
-from ..face.caption import TASKS, compose_prompt, load_florence2
+from ..caption.florence2 import TASKS, compose_prompt, load_florence2
 from . import comfy_adapter as host
 from .types import CAPTIONER, CATEGORY
 

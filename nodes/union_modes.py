@@ -6,6 +6,8 @@ Union-Pro model reads 6 as "low quality" and raises no error, so Flux graphs nee
 Pure module (no ComfyUI import) so unit tests can check the table without a server.
 """
 
+from ..common.errors import LikenessError
+
 FLUX_UNION_PRO_V1_MODES: dict[str, int] = {
     "canny": 0,
     "tile": 1,
@@ -18,7 +20,7 @@ FLUX_UNION_PRO_V1_MODES: dict[str, int] = {
 NONE = "none"
 
 
-class UnionModeError(ValueError):
+class UnionModeError(LikenessError, ValueError):
     """A mode was requested that this ControlNet cannot take."""
 
 

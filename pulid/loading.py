@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import pickle
 import re
 from collections.abc import Mapping
 
 import torch
 
+from ..common.errors import LikenessError
+from ..common.weights import WeightsReadError, read_weights
 from .config import PulidFluxConfig
 from .model import PulidFlux, build_pulid_flux
 
@@ -38,7 +39,7 @@ _SAFETENSORS_EXT = (".safetensors", ".sft")
 _PICKLE_EXT = (".pt", ".pth", ".bin", ".ckpt")
 
 
-class PulidCheckpointError(ValueError):
+class PulidCheckpointError(LikenessError, ValueError):
     """A file or state dict that is not a loadable PuLID-Flux checkpoint; the message says what to do."""
 
     def __init__(
@@ -319,48 +320,37 @@ def load_pulid_flux(
 
 
 def _read_file(path: str) -> Mapping[str, torch.Tensor]:
-    name = path.lower()
-    if name.endswith(_SAFETENSORS_EXT):
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path, device="cpu")
-        except Exception as err:  # safetensors raises its own SafetensorError for bad headers
-            size = os.path.getsize(path)
+    """Read through the pack's one safe weights reader (common/weights.py); say what to do about each failure."""
+    try:
+        return read_weights(path, _SAFETENSORS_EXT + _PICKLE_EXT)
+    except WeightsReadError as err:
+        if err.kind == "suffix":
             raise PulidCheckpointError(
-                f"{_what(path)}: cannot be read. Expected: a safetensors file. Found: {size} bytes that "
-                f"safetensors cannot parse ({err}). Fix: the download is empty or truncated; re-download "
-                f"{OFFICIAL_FILE}.",
+                f"{_what(path)}: unsupported file type. Expected: a .safetensors (or .pt/.pth/.bin) file. Found: extension "
+                f"'{os.path.splitext(path)[1] or '(none)'}'. Fix: use {OFFICIAL_FILE}.",
                 path=path,
             ) from err
-    if name.endswith(_PICKLE_EXT):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            glob = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-            if glob:
-                found = f"a pickle that would import and call {glob.group(1)} when unpickled"
-            else:
-                detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(err).strip())
-                found = "a stream that is not a pickle of plain tensors" + (f" ({detail.group(1)})" if detail else "")
+        if err.kind == "refused":
+            found = (f"a pickle that would import and call {err.global_name} when unpickled" if err.global_name
+                     else f"a stream that is not a pickle of plain tensors ({err.detail})")
             raise PulidCheckpointError(
                 f"{_what(path)}: refused. Expected: plain tensors only. Found: {found}. Pickles are only read with "
                 f"torch.load(weights_only=True), which refuses arbitrary Python objects because unpickling them can "
                 f"run code. Fix: use {OFFICIAL_FILE}, or convert a file you trust to .safetensors.",
                 path=path,
             ) from err
-        except Exception as err:  # truncated zip, not a torch file at all, ...
+        if path.lower().endswith(_SAFETENSORS_EXT):
             raise PulidCheckpointError(
-                f"{_what(path)}: cannot be read. Expected: a torch checkpoint of tensors. Found: a file torch.load cannot read "
-                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Fix: re-download "
+                f"{_what(path)}: cannot be read. Expected: a safetensors file. Found: {os.path.getsize(path)} bytes that "
+                f"safetensors cannot parse ({err.detail}). Fix: the download is empty or truncated; re-download "
                 f"{OFFICIAL_FILE}.",
                 path=path,
             ) from err
-    raise PulidCheckpointError(
-        f"{_what(path)}: unsupported file type. Expected: a .safetensors (or .pt/.pth/.bin) file. Found: extension "
-        f"'{os.path.splitext(path)[1] or '(none)'}'. Fix: use {OFFICIAL_FILE}.",
-        path=path,
-    )
+        raise PulidCheckpointError(
+            f"{_what(path)}: cannot be read. Expected: a torch checkpoint of tensors. Found: a file torch.load cannot read "
+            f"({err.detail}). Fix: re-download {OFFICIAL_FILE}.",
+            path=path,
+        ) from err
 
 
 def load_pulid_flux_file(

@@ -5,9 +5,9 @@
 # Debian's chromium, which the browser tests drive.
 # Idempotent: a stamp of the inputs skips pip when nothing changed. Source it; it exports PY.
 set -euo pipefail
-_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export LIKENESS_CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
-_venv="${LIKENESS_VENV:-$LIKENESS_CACHE/venv}"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+_root="$LIKENESS_CHECKOUT"
+_venv="$LIKENESS_VENV"
 _base_py="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 mkdir -p "$LIKENESS_CACHE"
 
@@ -15,18 +15,17 @@ if [ ! -x "$_venv/bin/python" ]; then
   echo "[bootstrap] creating virtualenv $_venv" >&2
   "$_base_py" -m venv "$_venv"
 fi
-PY="$_venv/bin/python"
-export PY
 
 # The pinned ComfyUI tree (stdlib + pip only; runs before anything is installed).
-(cd "$_root" && "$PY" -m client.provision) >&2
-COMFYUI_DIR="$(cd "$_root" && "$PY" -m client.provision --print-path 2>/dev/null)"
+(cd "$_root" && "$PY" -m likeness.client.provision) >&2
+COMFYUI_DIR="$(cd "$_root" && "$PY" -m likeness.client.provision --print-path 2>/dev/null)"
 export LIKENESS_COMFYUI="$COMFYUI_DIR"
 
 _extras="$(cd "$_root" && "$PY" - <<'PYEOF'
 import tomllib
 p = tomllib.load(open("pyproject.toml", "rb"))["project"]
-print("\n".join(p["optional-dependencies"]["test"] + p["optional-dependencies"]["dlib"]))
+extra = p["optional-dependencies"]
+print("\n".join(extra["test"] + extra["dlib"] + extra["insightface"]))  # insightface + onnxruntime: never required
 PYEOF
 )"
 # torch: a CPU-capable build that works beside PyPI's torchvision here (see README, "Requirements").
@@ -34,12 +33,12 @@ case "$(uname -m)" in
   aarch64|arm64) _torch="torch==2.9.1 torchvision==0.24.1" ;;
   *) _torch="torch==2.14.1 torchvision==0.29.1" ;;
 esac
-_stamp_in="$(printf '%s\n' "$_torch" "$_extras"; cat "$_root/requirements.txt"; (cd "$_root" && "$PY" -m client.provision --requirements 2>/dev/null))"
+_stamp_in="$(printf '%s\n' "$_torch" "$_extras"; cat "$_root/requirements.txt"; (cd "$_root" && "$PY" -m likeness.client.provision --requirements 2>/dev/null))"
 _stamp="$(printf '%s' "$_stamp_in" | sha256sum | cut -c1-16)"
 if [ "$(cat "$_venv/.likeness-stamp" 2>/dev/null)" != "$_stamp" ]; then
   echo "[bootstrap] installing packages into $_venv (first run: several minutes)" >&2
   "$PY" -m pip install -q --disable-pip-version-check $_torch >&2
-  (cd "$_root" && "$PY" -m client.provision --requirements 2>/dev/null) > "$LIKENESS_CACHE/comfyui-requirements.txt"
+  (cd "$_root" && "$PY" -m likeness.client.provision --requirements 2>/dev/null) > "$LIKENESS_CACHE/comfyui-requirements.txt"
   printf '%s\n' "$_extras" > "$LIKENESS_CACHE/test-requirements.txt"
   "$PY" -m pip install -q --disable-pip-version-check -r "$LIKENESS_CACHE/comfyui-requirements.txt" \
       -r "$_root/requirements.txt" -r "$LIKENESS_CACHE/test-requirements.txt" >&2

@@ -2,7 +2,7 @@
 
 Each graph is declared once in scripts/wfbuild/ (nodes by title, links by socket name, groups in reading
 order; registry.py lists them); input and output sockets and the order of widget values come from a live
-server's /object_info, so the files match what the ComfyUI editor saves. The API copies are ``client.workflow_format.ui_to_api`` of the UI
+server's /object_info, so the files match what the ComfyUI editor saves. The API copies are ``likeness.client.workflow_format.ui_to_api`` of the UI
 files against the same /object_info (tests/server/test_workflows.py repeats that conversion).
 
     python scripts/build_workflows.py              # starts an embedded headless ComfyUI for /object_info
@@ -21,11 +21,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import importroot  # noqa: E402  (this checkout importable as ``likeness``)
 
-from client.workflow_format import ui_to_api  # noqa: E402
-from scripts.wfbuild.blueprints import blueprint  # noqa: E402
-from scripts.wfbuild.registry import BLUEPRINTS, WORKFLOWS  # noqa: E402
+importroot.ensure()
+
+from likeness.client.workflow_format import ui_to_api  # noqa: E402
+from wfbuild.blueprints import blueprint  # noqa: E402  (scripts/wfbuild, beside this script)
+from wfbuild.registry import BLUEPRINTS, WORKFLOWS  # noqa: E402
 
 log = logging.getLogger("build_workflows")
 WORKFLOW_DIR = ROOT / "workflows"
@@ -35,12 +37,12 @@ SUBGRAPH_DIR = ROOT / "subgraphs"
 def _object_info(args) -> dict:
     if args.object_info:
         return json.loads(Path(args.object_info).read_text())
-    from client.api import ComfyClient
+    from likeness.client.api import ComfyClient
 
     if args.url:
         return ComfyClient(args.url).object_info()
-    from client.provision import ensure_comfyui
-    from client.server import EmbeddedServer
+    from likeness.client.provision import ensure_comfyui
+    from likeness.client.server import EmbeddedServer
 
     with EmbeddedServer(ensure_comfyui()) as server:
         return server.start().object_info()

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh
-exec "$PY" -m client demo "$@"
+exec "$PY" -m likeness.client demo "$@"

@@ -1,6 +1,6 @@
 """Build the README's evaluation example from public-domain photos (skimage astronaut, matplotlib grace_hopper).
 
-    python scripts/make_eval_example.py /tmp/evx && python -m client eval /tmp/evx -o /tmp/evx_out
+    python scripts/make_eval_example.py /tmp/evx && python -m likeness.client eval /tmp/evx -o /tmp/evx_out
 
 reference/: three photos of one person (original, mirror, softened). Pairs (before -> after): the drifted
 example -> the original sharpened (identity restored); the face pixelated -> the original (no face before);

@@ -16,14 +16,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
-sys.path.insert(0, str(TESTS))  # tests/standins, tests/graphs.py
+sys.path.insert(0, str(TESTS))  # tests/graphs.py, tests/photos.py, tests/configs.py
+sys.path.insert(0, str(ROOT / "scripts"))
+import importroot  # noqa: E402  (this checkout importable as ``likeness``; see scripts/importroot.py)
 
-from standins.models import write_model_files  # noqa: E402
+importroot.ensure()
 
-from client.provision import ensure_comfyui  # noqa: E402
-from client.server import EmbeddedServer  # noqa: E402
-
-SHARED = Path(os.environ.get("LIKENESS_SHARED", ROOT.parent / "shared"))
+from likeness.client.provision import ensure_comfyui  # noqa: E402
+from likeness.client.server import EmbeddedServer  # noqa: E402
+from likeness.standins.models import write_model_files  # noqa: E402
 
 
 def pack_node_ids() -> list[str]:
@@ -72,7 +73,7 @@ def comfy(tmp_path_factory) -> Comfy:
     server = EmbeddedServer(
         comfyui,
         base_dir=base,
-        custom_nodes={"likeness_standins": TESTS / "standins" / "comfy_pack"},
+        custom_nodes={"likeness_standins": ROOT / "standins" / "comfy_pack"},
         extra_args=["--cache-none"],
     )
     server.prepare()

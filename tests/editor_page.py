@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from client.workflow_format import input_specs
+from likeness.client.workflow_format import input_specs
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from client.graphs import t2i_flux  # noqa: F401  (re-exported for the tests)
+from likeness.standins.graphs import t2i_flux  # noqa: F401  (re-exported for the tests)
 
 
 def with_union_control(graph: dict, mode_node: dict, num_modes: int = 7, strength: float = 1.0) -> dict:

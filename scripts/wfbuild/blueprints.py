@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from client.workflow_format import input_specs
+from likeness.client.workflow_format import input_specs
 
 from .graph import Graph
 

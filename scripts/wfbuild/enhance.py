@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from likeness import contract as C
+
 from .graph import BLUE, BROWN, CYAN, GREEN, GREY, INPUT_COLORS, PURPLE, YELLOW, Graph
 from .pieces import (
     ESRGAN,
@@ -83,11 +85,11 @@ def _promote_common(g: Graph, pulids: list, samplers: list, controls: list, capt
 # 1. Enhance, whole image (seed 000)
 # --------------------------------------------------------------------------------------------------------
 def enhance_whole(info: dict) -> Graph:
-    g = Graph("likeness_enhance_whole", info)
+    g = Graph(C.WORKFLOW_ENHANCE_WHOLE, info)
     m = enhance_models(g)
     how = notes(g, WHOLE_HOW, WHOLE_DETAILS, 260)
     ref, ref_nodes, pulid = reference_chain(g, m)
-    target = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
+    target = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
     g.outside.update({ref.id, target.id})
     p_nodes, pos, neg = prompt_chain(g, m, target, "IMAGE")
     mode = g.add("LikenessFluxUnionMode", "Union mode: tile", mode="tile")
@@ -120,10 +122,10 @@ def enhance_whole(info: dict) -> Graph:
 def _face_branch(g: Graph, m: dict, k: int, target, mode, image_in, image_out):
     """Face k: its reference -> PuLID, crop the k-th face from the left, caption, tile img2img, paste back."""
     suffix = f" (face {k})"
-    ref_title, ref_file = ("Reference image", "reference.png") if k == 1 else ("Reference image 2", "reference_2.png")
+    ref_title, ref_file = (C.REFERENCE, "reference.png") if k == 1 else (C.REFERENCE_2, "reference_2.png")
     ref, ref_nodes, pulid = reference_chain(g, m, suffix, ref_title, ref_file)
     g.outside.add(ref.id)
-    crop = g.add("LikenessAutoCropFace", f"Crop target{suffix}", face_order="left-to-right", face_index=k - 1,
+    crop = g.add("LikenessAutoCropFace", f"{C.CROP_TARGET}{suffix}", face_order="left-to-right", face_index=k - 1,
                  context=1.6, aspect=1.0, working_size=1024, align_eyes=False, pad_mode="edge", no_face="error",
                  feather=32)
     g.link(m["judge"], 0, crop, "detector")
@@ -142,10 +144,10 @@ def _face_branch(g: Graph, m: dict, k: int, target, mode, image_in, image_out):
 
 
 def enhance_crop(info: dict) -> Graph:
-    g = Graph("likeness_enhance_crop", info)
+    g = Graph(C.WORKFLOW_ENHANCE_CROP, info)
     m = enhance_models(g)
     how = notes(g, CROP_HOW, CROP_DETAILS, 330)
-    target = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
+    target = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
     g.outside.add(target.id)
     mode = g.add("LikenessFluxUnionMode", "Union mode: tile", mode="tile")
     g.link(m["cn"], 0, mode, "control_net")

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.workflow_format import UPLOAD_FLAGS, input_specs, widget_slots
+from likeness.client.workflow_format import UPLOAD_FLAGS, input_specs, widget_slots
 
 # LiteGraph metrics (px): title bar above pos, one row per socket, one per widget.
 TITLE_H, SLOT_H, WIDGET_H, MULTILINE_H, IMAGE_PREVIEW_H = 30, 20, 24, 100, 260

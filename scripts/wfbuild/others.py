@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from likeness import contract as C
+
 from .graph import BLUE, BROWN, CYAN, GREEN, GREY, INPUT_COLORS, PURPLE, YELLOW, Graph
 from .pieces import MODELS_NOTE, flux_loaders, judge, pulid_loaders, scoring
 
@@ -40,10 +42,10 @@ def _notes(g: Graph, how: str, details: str, models: bool) -> list:
 
 
 def _pose(g: Graph, m: dict, guid, neg):
-    pose = g.add("LoadImage", "Pose image", colors=INPUT_COLORS, image="pose.png")
+    pose = g.add("LoadImage", C.POSE, colors=INPUT_COLORS, image="pose.png")
     mode = g.add("LikenessFluxUnionMode", "Union mode: pose", mode="pose")
     g.link(m["cn"], 0, mode, "control_net")
-    apply = g.add("ControlNetApplyAdvanced", "Apply Union ControlNet", strength=0.85, start_percent=0.0, end_percent=0.8)
+    apply = g.add("ControlNetApplyAdvanced", C.APPLY_CONTROL, strength=0.85, start_percent=0.0, end_percent=0.8)
     g.link(guid, 0, apply, "positive")
     g.link(neg, 0, apply, "negative")
     g.link(mode, 0, apply, "control_net")
@@ -53,11 +55,11 @@ def _pose(g: Graph, m: dict, guid, neg):
 
 
 def _identity(g: Graph, m: dict):
-    lora = g.add("LoraLoaderModelOnly", "LoRA", node_mode=4, lora_name="your_identity_lora.safetensors", strength_model=1.0)
+    lora = g.add("LoraLoaderModelOnly", C.LORA, node_mode=4, lora_name="your_identity_lora.safetensors", strength_model=1.0)
     g.link(m["unet"], 0, lora, "model")
-    ref = g.add("LoadImage", "Reference image", colors=INPUT_COLORS, image="reference.png")
-    pulid = g.add("LikenessApplyPulidFlux", "Apply PuLID-Flux", weight=0.4, start_at=0.15, end_at=0.9, fusion="mean",
-                  face_order="largest", face_index=0, parsing_model="parsing_bisenet.pth")
+    ref = g.add("LoadImage", C.REFERENCE, colors=INPUT_COLORS, image="reference.png")
+    pulid = g.add("LikenessApplyPulidFlux", C.APPLY_PULID, weight=0.4, start_at=0.15, end_at=0.9, fusion="mean",
+                  face_order="largest", face_index=0, parsing_model=C.PARSING)
     g.link(lora, 0, pulid, "model")
     g.link(m["pulid"], 0, pulid, "pulid")
     g.link(m["eva"], 0, pulid, "eva_clip")
@@ -70,20 +72,20 @@ def _identity(g: Graph, m: dict):
 # 3. Consistent avatar (seed 003)
 # --------------------------------------------------------------------------------------------------------
 def avatar(info: dict) -> Graph:
-    g = Graph("likeness_avatar", info)
+    g = Graph(C.WORKFLOW_AVATAR, info)
     m = flux_loaders(g) | pulid_loaders(g)
     m["judge"] = judge(g)
     how = _notes(g, AVATAR_HOW, AVATAR_DETAILS, models=True)
     lora, ref, pulid = _identity(g, m)
-    prompt = g.add("CLIPTextEncode", "Prompt", text=AVATAR_PROMPT)
+    prompt = g.add("CLIPTextEncode", C.PROMPT, text=AVATAR_PROMPT)
     g.link(m["clip"], 0, prompt, "clip")
     guid = g.add("FluxGuidance", "Flux guidance", guidance=3.5)
     neg = g.add("ConditioningZeroOut", "Negative (unused at cfg 1)")
     g.link(prompt, 0, guid, "conditioning")
     g.link(prompt, 0, neg, "conditioning")
     pose, mode, apply = _pose(g, m, guid, neg)
-    latent = g.add("EmptySD3LatentImage", "Latent size", width=896, height=1216, batch_size=1)
-    ks = g.add("KSampler", "Sampler", seed=42, steps=25, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    latent = g.add("EmptySD3LatentImage", C.LATENT_SIZE, width=896, height=1216, batch_size=1)
+    ks = g.add("KSampler", C.SAMPLER, seed=42, steps=25, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
     g.link(pulid, 0, ks, "model")
     g.link(apply, "positive", ks, "positive")
     g.link(apply, "negative", ks, "negative")
@@ -91,9 +93,9 @@ def avatar(info: dict) -> Graph:
     dec = g.add("VAEDecode", "Decode")
     g.link(ks, 0, dec, "samples")
     g.link(m["vae"], 0, dec, "vae")
-    save = g.add("SaveImage", "Save result", filename_prefix="likeness/avatar")
+    save = g.add("SaveImage", C.SAVE_RESULT, filename_prefix="likeness/avatar")
     g.link(dec, 0, save, "images")
-    dist = g.add("LikenessFaceEmbedDistance", "Identity distance", metric="cosine", threshold=0.0, face_order="largest",
+    dist = g.add("LikenessFaceEmbedDistance", C.IDENTITY_DISTANCE, metric="cosine", threshold=0.0, face_order="largest",
                  face_index=0, reference_without_face="error")
     g.link(m["judge"], 0, dist, "judge")
     g.link(ref, "IMAGE", dist, "reference")
@@ -113,12 +115,12 @@ def avatar(info: dict) -> Graph:
 # 4. Score only
 # --------------------------------------------------------------------------------------------------------
 def score_only(info: dict) -> Graph:
-    g = Graph("likeness_score", info)
+    g = Graph(C.WORKFLOW_SCORE, info)
     m = {"judge": judge(g)}
     how = _notes(g, SCORE_HOW, SCORE_DETAILS, models=False)
-    ref = g.add("LoadImage", "Reference image", colors=INPUT_COLORS, image="reference.png")
-    before = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
-    after = g.add("LoadImage", "Enhanced image", colors=INPUT_COLORS, image="enhanced.png")
+    ref = g.add("LoadImage", C.REFERENCE, colors=INPUT_COLORS, image="reference.png")
+    before = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
+    after = g.add("LoadImage", C.ENHANCED, colors=INPUT_COLORS, image="enhanced.png")
     g.outside.update({m["judge"].id, ref.id, before.id, after.id} | {n.id for n in how})
     score = scoring(g, m, ref, before, "IMAGE", after, "IMAGE", None)
     g.promote += [("face index", [(d, "face_index") for d in score[:2]])]

@@ -3,17 +3,13 @@ img2img sampler and the scores. Model file names are the README model table's.""
 
 from __future__ import annotations
 
+from likeness import contract as C
+
 from .graph import INPUT_COLORS, Graph, Node
 
-# Standard file names (README model table).
-FLUX = "flux1-dev.safetensors"
-T5, CLIP_L = "t5xxl_fp16.safetensors", "clip_l.safetensors"
-AE = "ae.safetensors"
-UNION_PRO = "diffusion_pytorch_model.safetensors"  # Shakker-Labs FLUX.1-dev-ControlNet-Union-Pro (v1)
-PULID = "pulid_flux_v0.9.1.safetensors"
-EVA = "EVA02_CLIP_L_336_psz14_s6B.pt"
-ESRGAN = "RealESRGAN_x4plus.pth"
-FLORENCE = "Florence-2-large"
+# Standard file names (README model table), from the contract.
+FLUX, T5, CLIP_L, AE, UNION_PRO = C.FLUX_DEV, C.T5XXL, C.CLIP_L, C.FLUX_VAE, C.UNION_PRO
+PULID, EVA, ESRGAN, FLORENCE, PARSING = C.PULID_FLUX, C.EVA_CLIP, C.ESRGAN, C.FLORENCE2, C.PARSING
 
 
 def flux_loaders(g: Graph) -> dict[str, Node]:
@@ -29,22 +25,22 @@ def pulid_loaders(g: Graph) -> dict[str, Node]:
     return {
         "pulid": g.add("LikenessPulidFluxLoader", "PuLID-Flux", pulid_file=PULID, dtype="auto"),
         "eva": g.add("LikenessEvaClipLoader", "EVA-CLIP", eva_file=EVA, dtype="auto"),
-        "fa": g.add("LikenessFaceAnalysisLoader", "Face analysis (antelopev2)", model="insightface: antelopev2", provider="CPU", det_size=640),
+        "fa": g.add("LikenessFaceAnalysisLoader", "Face analysis (antelopev2)", model=f"insightface: {C.ANTELOPEV2}", provider="CPU", det_size=640),
     }
 
 
 def judge(g: Graph) -> Node:
-    return g.add("LikenessFaceJudgeLoader", "Face judge", model="insightface: buffalo_l", provider="CPU", det_size=640)
+    return g.add("LikenessFaceJudgeLoader", C.FACE_JUDGE, model=f"insightface: {C.BUFFALO_L}", provider="CPU", det_size=640)
 
 
-def reference_chain(g: Graph, m: dict, suffix: str = "", ref_title: str = "Reference image", ref_file: str = "reference.png"):
+def reference_chain(g: Graph, m: dict, suffix: str = "", ref_title: str = C.REFERENCE, ref_file: str = "reference.png"):
     """Reference photo(s) -> auto-crop -> upscale if small -> Apply PuLID-Flux (seed 000: weight 0.75, start 0.1)."""
     ref = g.add("LoadImage", ref_title, colors=INPUT_COLORS, image=ref_file)
     crop = g.add("LikenessAutoCropFace", f"Crop reference face{suffix}", face_order="largest", face_index=0, context=1.6,
                  aspect=1.0, working_size=512, align_eyes=False, pad_mode="edge", no_face="error", feather=24)
     up = g.add("LikenessUpscaleIfSmall", f"Upscale reference if small{suffix}")
-    apply = g.add("LikenessApplyPulidFlux", f"Apply PuLID-Flux{suffix}", weight=0.75, start_at=0.1, end_at=1.0,
-                  fusion="mean", face_order="largest", face_index=0, parsing_model="parsing_bisenet.pth")
+    apply = g.add("LikenessApplyPulidFlux", f"{C.APPLY_PULID}{suffix}", weight=0.75, start_at=0.1, end_at=1.0,
+                  fusion="mean", face_order="largest", face_index=0, parsing_model=PARSING)
     g.link(m["fa"], 0, crop, "detector")
     g.link(ref, "IMAGE", crop, "image")
     g.link(ref, "IMAGE", up, "image")
@@ -60,7 +56,7 @@ def reference_chain(g: Graph, m: dict, suffix: str = "", ref_title: str = "Refer
 
 def prompt_chain(g: Graph, m: dict, image: Node, image_out: str | int, suffix: str = ""):
     """Caption (Florence-2, or the manual prompt) -> CLIP Text Encode -> Flux guidance; zeroed negative."""
-    cap = g.add("LikenessCaption", f"Caption{suffix}", box_w=360, task="more detailed caption", manual_prompt="",
+    cap = g.add("LikenessCaption", f"{C.CAPTION}{suffix}", box_w=360, task="more detailed caption", manual_prompt="",
                 prefix="", max_new_tokens=256, num_beams=3)
     enc = g.add("CLIPTextEncode", f"Encode prompt{suffix}", text="")
     guid = g.add("FluxGuidance", f"Flux guidance{suffix}", guidance=3.5)
@@ -68,7 +64,7 @@ def prompt_chain(g: Graph, m: dict, image: Node, image_out: str | int, suffix: s
     g.link(image, image_out, cap, "image")
     g.link(m["florence"], 0, cap, "captioner")
     g.link(cap, "prompt", enc, "text")
-    shown = g.add("PreviewAny", f"Prompt used{suffix}", box_w=360)  # the caption on the canvas, to copy and edit
+    shown = g.add("PreviewAny", f"{C.PROMPT_USED}{suffix}", box_w=360)  # the caption on the canvas, to copy and edit
     g.link(cap, "prompt", shown, "source")
     g.link(m["clip"], 0, enc, "clip")
     g.link(enc, 0, guid, "conditioning")
@@ -78,9 +74,9 @@ def prompt_chain(g: Graph, m: dict, image: Node, image_out: str | int, suffix: s
 
 def sample_chain(g: Graph, m: dict, model: Node, pos: Node, neg: Node, control: Node, image: Node, image_out, suffix: str = ""):
     """Union tile ControlNet on the image + img2img KSampler (28 steps, denoise 0.75, euler/beta, cfg 1) + decode."""
-    apply = g.add("ControlNetApplyAdvanced", f"Apply Union ControlNet{suffix}", strength=0.8, start_percent=0.1, end_percent=0.8)
+    apply = g.add("ControlNetApplyAdvanced", f"{C.APPLY_CONTROL}{suffix}", strength=0.8, start_percent=0.1, end_percent=0.8)
     enc = g.add("VAEEncode", f"Encode image{suffix}")
-    ks = g.add("KSampler", f"Sampler{suffix}", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="beta", denoise=0.75)
+    ks = g.add("KSampler", f"{C.SAMPLER}{suffix}", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="beta", denoise=0.75)
     dec = g.add("VAEDecode", f"Decode{suffix}")
     g.link(pos, 0, apply, "positive")
     g.link(neg, 0, apply, "negative")
@@ -100,11 +96,11 @@ def sample_chain(g: Graph, m: dict, model: Node, pos: Node, neg: Node, control: 
 
 def scoring(g: Graph, m: dict, ref: Node, before: Node, before_out, after: Node, after_out, save_prefix: str | None):
     """Face Embed Distance before/after, the enhancement report, and the saved result."""
-    d0 = g.add("LikenessFaceEmbedDistance", "Distance before", metric="cosine", threshold=0.0, face_order="largest",
+    d0 = g.add("LikenessFaceEmbedDistance", C.DISTANCE_BEFORE, metric="cosine", threshold=0.0, face_order="largest",
                face_index=0, reference_without_face="error")
-    d1 = g.add("LikenessFaceEmbedDistance", "Distance after", metric="cosine", threshold=0.0, face_order="largest",
+    d1 = g.add("LikenessFaceEmbedDistance", C.DISTANCE_AFTER, metric="cosine", threshold=0.0, face_order="largest",
                face_index=0, reference_without_face="error")
-    rep = g.add("LikenessEnhancementReport", "Enhancement report")
+    rep = g.add("LikenessEnhancementReport", C.ENHANCEMENT_REPORT)
     for d, src, out in ((d0, before, before_out), (d1, after, after_out)):
         g.link(m["judge"], 0, d, "judge")
         g.link(ref, "IMAGE", d, "reference")
@@ -115,7 +111,7 @@ def scoring(g: Graph, m: dict, ref: Node, before: Node, before_out, after: Node,
     g.link(after, after_out, rep, "after")
     nodes = [d0, d1, rep]
     if save_prefix:
-        save = g.add("SaveImage", "Save result", filename_prefix=save_prefix)
+        save = g.add("SaveImage", C.SAVE_RESULT, filename_prefix=save_prefix)
         g.link(after, after_out, save, "images")
         nodes.insert(0, save)
     return nodes

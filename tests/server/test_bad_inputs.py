@@ -11,9 +11,8 @@ import numpy as np
 import photos
 import pytest
 from graphs import t2i_flux
+from likeness.client.api import ExecutionFailed
 from PIL import Image
-
-from client.api import ExecutionFailed
 
 
 def _judge():
@@ -245,7 +244,7 @@ def test_nan_crops_are_not_pasted(comfy, baseline):
 
 
 def test_out_of_range_weight_is_rejected_naming_node_and_input(comfy):
-    from client.api import PromptRejected
+    from likeness.client.api import PromptRejected
 
     g = _pulid_loader_graph(comfy, comfy.files["pulid"])
     g["pa"]["inputs"]["weight"] = 99.0
@@ -337,7 +336,7 @@ def test_pickled_eva_and_parsing_files_are_refused_without_running(comfy, baseli
 
 
 def test_a_pack_unzipped_one_folder_too_deep_names_the_fix(comfy, baseline):
-    from standins.insightface_onnx import layout_insightface_models
+    from likeness.standins.insightface_onnx import layout_insightface_models
 
     layout_insightface_models(comfy.server.models, names=("nestedpack",), nested=True)
     g = _pulid_loader_graph(comfy, comfy.files["pulid"])

@@ -5,7 +5,7 @@ workflow is opened the way a user opens a file: the editor's "Open" command clic
 ``#comfy-file-input``, and Playwright hands that same input the file. The checks: no dialog (the "missing nodes"
 one included) and no error or warning toast, every node type registered in LiteGraph, every Likeness node with the
 widgets /object_info declares, holding the file's values, and no uncaught exception or console error naming the
-pack. The enhance-whole and score workflows, switched to the test stand-ins (client.standins.ui_to_standins), are
+pack. The enhance-whole and score workflows, switched to the test stand-ins (standins.substitution.ui_to_standins), are
 then queued with the editor's Run button; the test waits for /history and for the output image on the canvas.
 
 Chromium is Debian's ``/usr/bin/chromium`` (``LIKENESS_CHROMIUM`` overrides), installed by scripts/bootstrap.sh and
@@ -25,10 +25,10 @@ import numpy as np
 import photos
 import pytest
 from editor_page import EDITOR_SETTINGS, OUTPUT_IMAGE_JS, graph_problems, new_editor, wait_history
+from likeness.client.params import nodes_titled
+from likeness.client.workflow_format import NOTE_TYPES, input_specs, load_workflow, ui_to_api, widget_slots
+from likeness.standins.substitution import UI_WIDGET_INDEX, to_standins, ui_to_standins
 from PIL import Image
-
-from client.standins import UI_WIDGET_INDEX, nodes_titled, to_standins, ui_to_standins
-from client.workflow_format import NOTE_TYPES, input_specs, load_workflow, ui_to_api, widget_slots
 
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow

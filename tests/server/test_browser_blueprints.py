@@ -23,17 +23,15 @@ import numpy as np
 import photos
 import pytest
 from editor_page import ARTIFACTS, EDITOR_SETTINGS, new_editor, wait_history
+from likeness.client.server import EmbeddedServer
+from likeness.client.workflow_format import load_workflow, ui_to_api
+from likeness.standins.substitution import UI_WIDGET_INDEX, ui_to_standins
 from PIL import Image
-
-from client.server import EmbeddedServer
-from client.standins import UI_WIDGET_INDEX, ui_to_standins
-from client.workflow_format import load_workflow, ui_to_api
 
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
 NAMES = ["likeness_enhance_whole", "likeness_enhance_crop", "likeness_avatar", "likeness_score"]
 FRONTEND_158 = Path(os.environ.get("LIKENESS_FRONTEND_158") or Path.home() / ".cache/likeness/frontend-1.58.1"
                     ) / "comfyui_frontend_package" / "static"
@@ -115,7 +113,7 @@ def comfy158(comfy):
                     "or set LIKENESS_FRONTEND_158 to a `pip install --target` folder of comfyui-frontend-package==1.58.1",
                     pytrace=False)
     server = EmbeddedServer(comfy.server.comfyui_dir, base_dir=comfy.server.base_dir,
-                            custom_nodes={"likeness_standins": TESTS / "standins" / "comfy_pack"},
+                            custom_nodes={"likeness_standins": ROOT / "standins" / "comfy_pack"},
                             extra_args=["--cache-none", "--front-end-root", str(FRONTEND_158)])
     try:
         yield types.SimpleNamespace(server=server, client=server.start(), files=comfy.files)

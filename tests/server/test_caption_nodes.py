@@ -4,8 +4,7 @@ import numpy as np
 import photos
 import pytest
 from graphs import t2i_flux
-
-from client.api import ExecutionFailed
+from likeness.client.api import ExecutionFailed
 
 
 def _caption_graph(image_name, florence, manual="", prefix="", task="more detailed caption", connect=True):
@@ -47,7 +46,7 @@ def test_loader_lists_only_model_folders(comfy):
 
 
 def test_node_caption_equals_the_pure_function(comfy, astronaut, tmp_path):
-    from face.caption import load_florence2
+    from likeness.caption.florence2 import load_florence2
 
     result = comfy.run(_caption_graph(astronaut, comfy.files["florence2"], prefix="photo of"))
     pure = load_florence2(comfy.server.models / "LLM" / comfy.files["florence2"])

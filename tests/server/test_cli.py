@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import photos
 import pytest
+from likeness.client.journal import Journal
 from PIL import Image
-
-from client.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "demo"
 
 
 def cli(*args, timeout=600, **kw):
-    return subprocess.run([sys.executable, "-m", "client", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run([sys.executable, "-m", "likeness.client", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def on(comfy, *args):
@@ -43,7 +42,7 @@ def test_enhance_json_result_matches_the_pure_judge(comfy, tmp_path):
     assert out["standin_weights"] is True and row["state"] == "done" and row["best"] is True
     assert Path(row["output"]).is_file() and Path(row["report_image"]).is_file()
     assert row["judge"] == "dlib-resnet-v1 (hog)"
-    from face import DlibJudge, identity_similarity, select_faces
+    from likeness.face import DlibJudge, identity_similarity, select_faces
 
     judge = DlibJudge()
     ref = select_faces(judge.detect_embed(np.asarray(Image.open(EXAMPLES / "reference.png").convert("RGB"))))[0]
@@ -116,7 +115,7 @@ def _batch_folder(root: Path, n: int) -> Path:
 def test_batch_killed_mid_way_resumes_with_nothing_lost_or_repeated(comfy, tmp_path):
     folder = _batch_folder(tmp_path / "pairs", 3)
     out = tmp_path / "out"
-    args = ["-m", "client", "batch", "--folder", folder, "--steps", 16, "--json", "-o", out, *on(comfy)]
+    args = ["-m", "likeness.client", "batch", "--folder", folder, "--steps", 16, "--json", "-o", out, *on(comfy)]
     proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)  # fmt: skip
     journal_path = out / "likeness_journal.sqlite"

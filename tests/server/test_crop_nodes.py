@@ -4,9 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from likeness.client.api import ExecutionFailed
 from PIL import Image
-
-from client.api import ExecutionFailed
 
 ASTRONAUT_FACE = (172, 70, 270, 180)  # hand-measured box of Eileen Collins' face in skimage's astronaut
 

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from client.standins import fill
-from client.workflow_format import load_workflow
+from likeness.client.params import fill
+from likeness.client.workflow_format import load_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +36,7 @@ def test_eval_csv_equals_the_score_workflow(comfy, tmp_path):
     folder = tmp_path / "example"
     _example(folder)
     out = tmp_path / "eval"
-    p = subprocess.run([sys.executable, "-m", "client", "eval", str(folder), "-o", str(out), "--json"], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "likeness.client", "eval", str(folder), "-o", str(out), "--json"], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     with open(out / "scores.csv") as f:

@@ -5,9 +5,8 @@ import math
 import numpy as np
 import photos
 import pytest
+from likeness.client.api import ExecutionFailed
 from PIL import Image
-
-from client.api import ExecutionFailed
 
 
 def _photos():
@@ -40,8 +39,8 @@ def _graph(ref_name, img_names, metric="cosine", judge="dlib (hog)"):
 
 @pytest.mark.slow
 def test_node_equals_pure_function_on_real_faces(comfy):
-    from face.judge import DlibJudge
-    from face.metrics import face_embed_distance
+    from likeness.face.judge import DlibJudge
+    from likeness.face.metrics import face_embed_distance
 
     astronaut, hopper = _photos()
     mirrored = np.ascontiguousarray(astronaut[:, ::-1])

@@ -8,8 +8,7 @@ import time
 
 import pytest
 from graphs import t2i_flux
-
-from client.api import ComfyClient, ServerUnavailable
+from likeness.client.api import ComfyClient, ServerUnavailable
 
 
 def _serve(handler_cls):

@@ -4,8 +4,7 @@ ControlNet-mode, caption and failed graphs; two identities queued alternately ne
 import numpy as np
 import pytest
 from graphs import face_noise, t2i_flux, with_pulid, with_union_control
-
-from client.api import ExecutionFailed
+from likeness.client.api import ExecutionFailed
 
 
 def _img(comfy, graph, node="10"):

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 from graphs import t2i_flux
-
-from client.api import ComfyClient
-from client.jobs import JOB_KEY, TOKEN_KEY, JobRunner, job_key
-from client.journal import Journal
-from client.provision import ensure_comfyui
-from client.server import EmbeddedServer
+from likeness.client.api import ComfyClient
+from likeness.client.jobs import JOB_KEY, TOKEN_KEY, JobRunner, job_key
+from likeness.client.journal import Journal
+from likeness.client.provision import ensure_comfyui
+from likeness.client.server import EmbeddedServer
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -24,7 +23,7 @@ def server(tmp_path_factory):
     srv = EmbeddedServer(
         comfyui,
         base_dir=tmp_path_factory.mktemp("resume-base"),
-        custom_nodes={"likeness_standins": TESTS / "standins" / "comfy_pack"},
+        custom_nodes={"likeness_standins": TESTS.parent / "standins" / "comfy_pack"},
         extra_args=["--cache-none"],
     )
     srv.start()

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import photos
 import pytest
-
-from client.standins import USER_FILE_INPUTS, fill, nodes_titled, to_standins
-from client.workflow_format import load_workflow
+from likeness.client.params import fill, nodes_titled
+from likeness.client.workflow_format import load_workflow
+from likeness.standins.substitution import USER_FILE_INPUTS, to_standins
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["likeness_enhance_whole", "likeness_enhance_crop", "likeness_avatar", "likeness_score"]

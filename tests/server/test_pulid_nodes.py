@@ -7,9 +7,8 @@ import pytest
 from graphs import face_noise as _face
 from graphs import t2i_flux
 from graphs import with_pulid as _with_pulid
+from likeness.client.api import ExecutionFailed, PromptRejected
 from PIL import Image
-
-from client.api import ExecutionFailed, PromptRejected
 
 
 def _run_img(comfy, graph):
@@ -74,7 +73,7 @@ def test_reference_without_face_names_its_index(comfy, refs):
 
 
 def test_several_faces_use_the_largest_by_default(comfy, refs):
-    from face.judge import InsightFaceJudge, select_faces
+    from likeness.face.judge import InsightFaceJudge, select_faces
 
     judge = InsightFaceJudge(comfy.server.models / "insightface" / "models" / "three_faces")
     arr = np.asarray(Image.open(comfy.server.input_dir / refs[0]).convert("RGB"))

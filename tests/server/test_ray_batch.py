@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import photos
 import pytest
+from likeness.client.journal import Journal
+from likeness.client.provision import ensure_comfyui
+from likeness.client.server import EmbeddedServer
 from PIL import Image
-
-from client.journal import Journal
-from client.provision import ensure_comfyui
-from client.server import EmbeddedServer
 
 ray = pytest.importorskip("ray", reason="Ray is in the test extra; bootstrap installs it")
 
@@ -25,7 +24,7 @@ TESTS = ROOT / "tests"
 
 
 def _pairs(root: Path, n: int) -> list[dict]:
-    from client.cli import WORKFLOWS, _pair
+    from likeness.client.cli import WORKFLOWS, _pair
 
     base = photos.astronaut_head(128)
     pairs = []
@@ -44,7 +43,7 @@ def _pairs(root: Path, n: int) -> list[dict]:
 def second(comfy):
     srv = EmbeddedServer(
         Path(os.environ.get("LIKENESS_COMFYUI") or ensure_comfyui()),
-        custom_nodes={"likeness_standins": TESTS / "standins" / "comfy_pack"},
+        custom_nodes={"likeness_standins": TESTS.parent / "standins" / "comfy_pack"},
         models_dir=comfy.server.models,
         extra_args=["--cache-none"],
     )
@@ -59,7 +58,7 @@ def test_batch_on_ray_over_two_servers(comfy, second, tmp_path):
     _pairs(folder, 3)
     servers = f"{comfy.server.url},{second.url}"
     p = subprocess.run(
-        [sys.executable, "-m", "client", "batch", "--ray", "--servers", servers, "--standins", "--folder", str(folder),
+        [sys.executable, "-m", "likeness.client", "batch", "--ray", "--servers", servers, "--standins", "--folder", str(folder),
          "--steps", "3", "--json", "-o", str(tmp_path / "out")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -73,7 +72,7 @@ def test_batch_on_ray_over_two_servers(comfy, second, tmp_path):
 
 @pytest.mark.slow
 def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, second, tmp_path):
-    from client.ray_batch import run_jobs_on_ray
+    from likeness.client.ray_batch import run_jobs_on_ray
 
     servers = {comfy.server.url: comfy.server, second.url: second}
     actors, rows, errors = {}, [], []
@@ -111,6 +110,6 @@ def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, second,
 
 
 def _running(url: str) -> bool:
-    from client.api import ComfyClient
+    from likeness.client.api import ComfyClient
 
     return bool(ComfyClient(url, retries=0).queue().get("queue_running"))

@@ -5,9 +5,8 @@ import math
 import numpy as np
 import photos
 import pytest
+from likeness.client.api import ExecutionFailed
 from PIL import Image
-
-from client.api import ExecutionFailed
 
 
 def _photos():
@@ -18,7 +17,7 @@ def _photos():
 def _face_swapped(astronaut, hopper):
     """The astronaut with Grace Hopper's face resized into the astronaut's dlib face box (pixels outside the
     box untouched): dlib still finds a face there, but the identity drifts away from the astronaut."""
-    from face.judge import DlibJudge, select_faces
+    from likeness.face.judge import DlibJudge, select_faces
 
     judge = DlibJudge()
     x0, y0, x1, y1 = (int(round(v)) for v in select_faces(judge.detect_embed(astronaut))[0].box)  # (175, 76, 266, 167)
@@ -83,7 +82,7 @@ def test_a_zero_mask_scores_the_whole_frame(comfy):
     assert 0.9 < row["ssim_outside"] < 1.0
     assert math.isfinite(row["psnr_outside"]) and row["psnr_identical"] is False
     # LPIPS (random stand-in weights in models/lpips) over the whole frame equals the pure function's.
-    from face.lpips import load_lpips, lpips_outside
+    from likeness.face.lpips import load_lpips, lpips_outside
 
     lp_dir = comfy.server.models / "lpips"
     model = load_lpips(lp_dir / "alexnet-owt-7be5be79.pth", lp_dir / "alex.pth")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import photos
 import pytest
+from likeness.client.params import fill
+from likeness.client.provision import ensure_comfyui
+from likeness.client.server import EmbeddedServer
+from likeness.client.workflow_format import load_workflow
+from likeness.standins.substitution import to_standins
 from PIL import Image
-
-from client.provision import ensure_comfyui
-from client.server import EmbeddedServer
-from client.standins import fill, to_standins
-from client.workflow_format import load_workflow
 
 TESTS = Path(__file__).resolve().parents[1]
 JOBS, WARM = 50, 5
@@ -28,7 +28,7 @@ def test_fifty_queued_jobs_bounded_memory_no_leftovers(comfy, tmp_path):
     server = EmbeddedServer(
         Path(os.environ.get("LIKENESS_COMFYUI") or ensure_comfyui()),
         base_dir=tmp_path / "base",
-        custom_nodes={"likeness_standins": TESTS / "standins" / "comfy_pack"},
+        custom_nodes={"likeness_standins": TESTS.parent / "standins" / "comfy_pack"},
         models_dir=comfy.server.models,
         env={"TMPDIR": str(tmpdir)},
     )

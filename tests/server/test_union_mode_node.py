@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 from graphs import t2i_flux, with_union_control
-
-from client.api import ExecutionFailed
+from likeness.client.api import ExecutionFailed
 
 
 def _img(comfy, graph):

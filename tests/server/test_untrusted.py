@@ -5,9 +5,8 @@ import socket
 import numpy as np
 import pytest
 from graphs import t2i_flux
-
-from client.api import ComfyClient, PromptRejected
-from client.jobs import safe_upload_name
+from likeness.client.api import ComfyClient, PromptRejected
+from likeness.client.jobs import safe_upload_name
 
 
 @pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc/passwd", "..\\\\..\\\\secret.safetensors", "pulid/../../x.pt"])

@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import photos
 import pytest
-from PIL import Image, ImageDraw
-
-from client.standins import USER_FILE_INPUTS, fill, nodes_titled, to_standins
-from client.workflow_format import (
+from likeness.client.params import fill, nodes_titled
+from likeness.client.workflow_format import (
     FRONTEND_ONLY,
     NOTE_TYPES,
     _inside,
@@ -21,6 +19,8 @@ from client.workflow_format import (
     set_mode,
     ui_to_api,
 )
+from likeness.standins.substitution import USER_FILE_INPUTS, to_standins
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"

@@ -1,13 +1,12 @@
-"""Florence-2 captioning (face/caption.py) on a tiny random Florence-2 built from a config in code."""
+"""Florence-2 captioning (caption/florence2.py) on a tiny random Florence-2 built from a config in code."""
 
 import json
 
 import numpy as np
 import pytest
-from standins.florence2 import write_remote_code_layout, write_tiny_florence2
-
-from face.caption import TASKS, CaptionerError, check_florence2_folder, compose_prompt, load_florence2
-from face.errors import FaceModelMissingError
+from likeness.caption.florence2 import TASKS, CaptionerError, check_florence2_folder, compose_prompt, load_florence2
+from likeness.face.errors import FaceModelMissingError
+from likeness.standins.florence2 import write_remote_code_layout, write_tiny_florence2
 
 
 @pytest.fixture(scope="module")

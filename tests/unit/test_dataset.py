@@ -1,4 +1,4 @@
-"""``likeness dataset`` (face/dataset.py + face/cli.py) on real photos with the real dlib judge.
+"""``likeness dataset`` (tools/dataset.py + tools/cli.py) on real photos with the real dlib judge.
 
 The input folder mixes the astronaut (crop, mirror, brighter, 1.25x resize), other people (grace_hopper and three
 faces cut from insightface's t1.jpg), the whole t1.jpg (six faces), a photo without a face (skimage's coffee), a
@@ -21,11 +21,11 @@ import numpy as np
 import photos
 import pytest
 import skimage.data
-from PIL import Image, ImageEnhance, ImageFilter
-
-from face import DlibJudge, select_faces
-from face.cli import main
-from face.dataset import (
+from likeness.face import DlibJudge, select_faces
+from likeness.face.errors import FaceError
+from likeness.face.geometry import crop_box
+from likeness.tools.cli import main
+from likeness.tools.dataset import (
     DatasetOptions,
     choose_bucket,
     identity_centre,
@@ -36,8 +36,7 @@ from face.dataset import (
     sharpness,
     shot_type,
 )
-from face.errors import FaceError
-from face.geometry import crop_box
+from PIL import Image, ImageEnhance, ImageFilter
 
 pytest.importorskip("dlib", reason="the dataset tests use the real dlib judge ([dlib] extra)")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import sys
 import time
@@ -10,20 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import eva_clip
-from eva_clip.model import expected_shapes
+from likeness import eva_clip
+from likeness.eva_clip.model import expected_shapes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, whatever pytest's import mode
 from test_eva_clip_reference import TINY, random_official_sd  # noqa: E402
 
-SHARED = Path(os.environ.get("LIKENESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-MANIFEST = SHARED / "reference" / "eva02_clip_l_336_visual.keys.tsv"
+MANIFEST = Path(__file__).resolve().parents[1] / "reference" / "eva02_clip_l_336_visual.keys.tsv"
 
 
 def read_manifest() -> dict[str, tuple[int, ...]]:
     if not MANIFEST.is_file():
-        pytest.skip(f"manifest not found: {MANIFEST} (set LIKENESS_SHARED)")
+        pytest.fail(f"manifest not found: {MANIFEST}")
     out = {}
     for line in MANIFEST.read_text().splitlines():
         if not line.strip() or line.startswith("#"):

@@ -1,7 +1,7 @@
 """The package's EVA tower (timm underneath) against an independent plain-torch EVA02-CLIP forward.
 
 The reference below is written from the architecture facts, not from timm. Sources of each fact:
-  [R] /work/shared/reference/README.md (EVA part) and eva02_clip_l_336_visual.keys.tsv (key layout).
+  [R] tests/reference/README.md (EVA part) and eva02_clip_l_336_visual.keys.tsv (key layout).
   [E] EVA-CLIP, baaivision/EVA ``EVA-CLIP/rei/eva_clip/eva_vit_model.py`` and ``rope.py`` (MIT), also vendored
       unchanged in ToTheBeginning/PuLID ``eva_clip/`` (Apache-2.0):
       - Attention (subln=True): q = x W_q + q_bias, k = x W_k (no bias), v = x W_v + v_bias; rope on tokens 1:
@@ -24,9 +24,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-import eva_clip
-from eva_clip.model import expected_shapes, official_to_timm_key
+from likeness import eva_clip
+from likeness.eva_clip.model import expected_shapes, official_to_timm_key
 
 TINY = eva_clip.EvaClipConfig(image_size=56, patch_size=14, width=64, depth=6, heads=4, mlp_hidden=170, out_dim=32)
 

@@ -1,4 +1,4 @@
-"""``likeness eval`` (face/evaluation.py, face/reporting.py, face/cli.py) on real photos with the real dlib judge.
+"""``likeness eval`` (tools/evaluation.py, tools/reporting.py, tools/cli.py) on real photos with the real dlib judge.
 
 Every number in the CSV is recomputed here independently, the way the Face Embed Distance and Enhancement
 Report nodes compute it (judge -> select_faces("largest", 0) -> face_embed_distance / enhancement_report), so a
@@ -23,14 +23,13 @@ import photos
 import pytest
 import torch
 import torch.nn as nn
+from likeness.face import DlibJudge, face_embed_distance, select_faces
+from likeness.face.errors import NoFaceError
+from likeness.face.regions import REGION_NAMES, compare_regions
+from likeness.face.report import enhancement_report
+from likeness.tools.cli import main
+from likeness.tools.evaluation import FaceCache, discover, score_items, summarize
 from PIL import Image, ImageEnhance
-
-from face import DlibJudge, face_embed_distance, select_faces
-from face.cli import main
-from face.errors import NoFaceError
-from face.evaluation import FaceCache, discover, score_items, summarize
-from face.regions import REGION_NAMES, compare_regions
-from face.report import enhancement_report
 
 pytest.importorskip("dlib", reason="the eval tests use the real dlib judge ([dlib] extra)")
 
@@ -301,7 +300,7 @@ def test_region_columns_come_from_compare_regions(folder, judge):
 
 
 def test_parsing_file_adds_region_columns(folder, tmp_path):
-    from standins.facexlib_weights import write_random_bisenet
+    from likeness.standins.facexlib_weights import write_random_bisenet
 
     pth = write_random_bisenet(tmp_path / "parsing_bisenet.pth", seed=0)
     (tmp_path / "gen").mkdir()
@@ -353,7 +352,7 @@ def test_reference_without_face_is_named_or_skipped(tmp_path, folder, judge):
 def test_the_insightface_backend_is_selectable_and_named(tmp_path, folder):
     """--judge insightface through a stand-in pack (tiny ONNX, not a face model: only the plumbing is real)."""
     pytest.importorskip("onnx")
-    from standins.insightface_onnx import write_tiny_insightface
+    from likeness.standins.insightface_onnx import write_tiny_insightface
 
     pack = write_tiny_insightface(tmp_path / "models" / "tiny_pack", faces=1)
     code, out = run(["eval", "--reference", str(folder / "reference/ast.png"), "--generated", str(folder / "generated/lora"),

@@ -8,8 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from face.align import (
+from likeness.face.align import (
     BORDER_VALUE_RGB,
     FFHQ_TEMPLATE_512,
     align_face,

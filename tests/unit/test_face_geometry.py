@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from face.geometry import (
+from likeness.face.geometry import (
     CropData,
     _lab_to_srgb,
     _srgb_to_lab,

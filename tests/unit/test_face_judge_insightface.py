@@ -1,4 +1,4 @@
-"""The insightface judge over tiny stand-in ONNX packs (tests/standins/insightface_onnx.py).
+"""The insightface judge over tiny stand-in ONNX packs (standins/insightface_onnx.py).
 
 Real insightface weights cannot be downloaded here, so these tests check what the judge itself owns: folder
 checks before insightface can download, routing of a pack through insightface 2.1, decoding into
@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import face
-from face import FaceModelMissingError, InsightFaceJudge, JudgeUnavailableError
-from tests.standins.insightface_onnx import (
+from likeness import face
+from likeness.face import FaceModelMissingError, InsightFaceJudge, JudgeUnavailableError
+from likeness.standins.insightface_onnx import (
     face_boxes_in_det_frame,
     layout_insightface_models,
     write_tiny_detector,
@@ -214,10 +213,10 @@ def test_import_face_stays_light():
     import subprocess
 
     code = (
-        "import sys, face; heavy = [m for m in ('dlib', 'insightface', 'onnxruntime') "
+        "import sys; import likeness.face; heavy = [m for m in ('dlib', 'insightface', 'onnxruntime') "
         "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert importlib.util.find_spec("face") is not None
+    assert importlib.util.find_spec("likeness.face") is not None

@@ -9,9 +9,8 @@ import math
 
 import numpy as np
 import pytest
-
-import face
-from face import DistanceResult, FaceError, NoFaceError, delta_id, embedding_distance, face_embed_distance
+from likeness import face
+from likeness.face import DistanceResult, FaceError, NoFaceError, delta_id, embedding_distance, face_embed_distance
 
 A = np.array([1.0, 0.0])
 B = np.array([0.6, 0.8])  # unit length: 0.36 + 0.64 = 1

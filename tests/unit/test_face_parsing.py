@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from likeness.face.errors import FaceModelMissingError
+from likeness.face.parsing import IMAGENET_MEAN, IMAGENET_STD, BiSeNet, ParsingWeightsError, load_bisenet, parse_face
+from likeness.standins.facexlib_weights import bisenet_key_shapes, random_bisenet_state_dict, write_random_bisenet
 from safetensors.torch import save_file
-from standins.facexlib_weights import bisenet_key_shapes, random_bisenet_state_dict, write_random_bisenet
-
-from face.errors import FaceModelMissingError
-from face.parsing import IMAGENET_MEAN, IMAGENET_STD, BiSeNet, ParsingWeightsError, load_bisenet, parse_face
 
 # Expected layout of facexlib 0.3.0 BiSeNet(num_class=19).state_dict(), derived by reading
 # facexlib/parsing/bisenet.py and resnet.py: ResNet-18 trunk 120 tensors (stem 6, layer1 24, layer2-4 30 each),

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from face.quality import psnr_outside, ssim_outside
+from likeness.face.quality import psnr_outside, ssim_outside
 
 
 def rand(seed: int, shape: tuple[int, ...]) -> torch.Tensor:

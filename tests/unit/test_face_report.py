@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from face.errors import NoFaceError
-from face.report import box_mask, enhancement_report, format_report, side_by_side
+from likeness.face.errors import NoFaceError
+from likeness.face.report import box_mask, enhancement_report, format_report, side_by_side
 
 
 def rand(seed: int, shape: tuple[int, ...]) -> torch.Tensor:

@@ -4,8 +4,7 @@ import subprocess
 import sys
 
 import pytest
-
-from client.journal import Journal, JournalError
+from likeness.client.journal import Journal, JournalError
 
 
 def test_add_is_idempotent_and_refuses_a_changed_spec(tmp_path):
@@ -42,7 +41,7 @@ def test_another_process_reads_what_was_written(tmp_path):
     j.add("b", 0, "k", {"x": 1})
     j.done("k", {"ok": True})
     code = (
-        "import sys; sys.path.insert(0, '.'); from client.journal import Journal; "
+        "from likeness.client.journal import Journal; "
         f"print(Journal({str(path)!r}).get('k').state)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,9 +5,8 @@ import pickle
 import pytest
 import torch
 import torchvision
-from standins.lpips_weights import write_random_lpips
-
-from face.lpips import LpipsWeightsError, find_lpips_files, load_lpips, lpips_outside
+from likeness.face.lpips import LpipsWeightsError, find_lpips_files, load_lpips, lpips_outside
+from likeness.standins.lpips_weights import write_random_lpips
 
 SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
 SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)

@@ -34,8 +34,32 @@ def test_pyproject_has_registry_metadata():
     assert "not gpu" in ini["addopts"]
 
 
-def test_torch_is_not_pinned_and_insightface_is():
+def test_requirements_do_not_fight_the_users_environment():
+    """No exact pins on packages other packs share; neither ONNX Runtime flavour, and not insightface (which
+    requires the CPU flavour) as a hard requirement: both are checked when the pack loads."""
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    names = {re.split(r"[=<>~!\[ ]", d)[0].lower(): d for d in deps}
-    assert "torch" not in names and "torchvision" not in names
-    assert "==" in names["insightface"]
+    names = {re.split(r"[=<>~!\[ ;]", d)[0].lower(): d for d in deps}
+    assert not {"torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "insightface"} & set(names)
+    assert not [d for d in deps if "==" in d]
+
+
+def test_registry_metadata_points_at_files_that_exist():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    comfy = data["tool"]["comfy"]
+    icon = comfy["Icon"].split("/main/", 1)[1]
+    assert (ROOT / icon).is_file() and (ROOT / icon).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert re.fullmatch(r">=\d+\.\d+\.\d+", comfy["requires-comfyui"])
+    pinned = re.search(r'COMFYUI_VERSION\s*=\s*"([\d.]+)"', (ROOT / "client" / "provision.py").read_text())
+    assert pinned and comfy["requires-comfyui"] == f">={pinned.group(1)}"  # the oldest ComfyUI the suite runs on
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert len(license_text.splitlines()) > 150  # the full text, not a pointer
+    assert data["project"]["license"] == "Apache-2.0" and "LICENSE" in data["project"]["license-files"]
+    assert any(c.startswith("Operating System ::") for c in data["project"]["classifiers"])
+    assert data["project"]["scripts"]["likeness"] == "likeness.client.cli:main"
+
+
+def test_comfyignore_keeps_the_published_archive_to_what_a_user_runs():
+    ignored = {ln.strip().strip("/") for ln in (ROOT / ".comfyignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    assert {"tests", "benchmarks", "standins/bench_pack"} <= ignored
+    assert not {"nodes", "pulid", "workflows", "__init__.py"} & ignored

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from standins.facexlib_weights import random_bisenet_state_dict
-
-from face.align import align_face
-from face.parsing import load_bisenet
-from face.pulid_features import BACKGROUND_LABELS, prepare_pulid_face, pulid_face_input
+from likeness.face.align import align_face
+from likeness.face.parsing import load_bisenet
+from likeness.face.pulid_features import BACKGROUND_LABELS, prepare_pulid_face, pulid_face_input
+from likeness.standins.facexlib_weights import random_bisenet_state_dict
 
 ASTRONAUT_LANDMARKS = np.array([[203, 101], [246, 103], [224, 127], [203, 141], [244, 141]], dtype=np.float64)
 

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
-from standins.configs import UNIT_PULID, read_manifest, seeded_unit_pulid
-
-from pulid import (
+from configs import UNIT_PULID, read_manifest, seeded_unit_pulid
+from likeness.pulid import (
     PulidCheckpointError,
     PulidFluxConfig,
     detect_config,
     load_pulid_flux,
     load_pulid_flux_file,
 )
+from safetensors.torch import save_file
 
-TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
+TINY = UNIT_PULID  # shared tiny config, see tests/configs.py
 
 
 

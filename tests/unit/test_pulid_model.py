@@ -8,13 +8,12 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from standins.configs import UNIT_PULID, read_manifest
+from configs import UNIT_PULID, read_manifest
+from likeness import pulid
+from likeness.pulid import PerceiverAttentionCA, PulidFluxConfig, build_pulid_flux, id_cond_from
+from likeness.pulid.model import PerceiverAttention
 
-import pulid
-from pulid import PerceiverAttentionCA, PulidFluxConfig, build_pulid_flux, id_cond_from
-from pulid.model import PerceiverAttention
-
-TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
+TINY = UNIT_PULID  # shared tiny config, see tests/configs.py
 
 
 

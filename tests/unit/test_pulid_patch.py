@@ -6,12 +6,11 @@ import copy
 
 import pytest
 import torch
-from standins.configs import UNIT_PULID, seeded_unit_pulid
+from configs import UNIT_PULID, seeded_unit_pulid
+from likeness.pulid import ca_schedule, flux_block_patches
+from likeness.pulid import patch as patch_mod
 
-from pulid import ca_schedule, flux_block_patches
-from pulid import patch as patch_mod
-
-TINY = UNIT_PULID  # shared tiny config, see tests/standins/configs.py
+TINY = UNIT_PULID  # shared tiny config, see tests/configs.py
 N_DOUBLE, N_SINGLE = 5, 9  # blocks 0,2,4 -> CA 0..2 ; single 0,4,8 -> CA 3..5
 TXT, IMG, B = 4, 10, 2
 

@@ -17,13 +17,19 @@ import photos
 import pytest
 import torch
 import torch.nn as nn
+from likeness.face import DlibJudge, select_faces
+from likeness.face.align import FFHQ_TEMPLATE_512, align_face
+from likeness.face.errors import FaceError
+from likeness.face.parsing import load_bisenet, parse_face
+from likeness.face.regions import (
+    REGION_NAMES,
+    AlignedFace,
+    align_and_parse,
+    compare_regions,
+    region_masks,
+    region_similarity,
+)
 from PIL import Image, ImageEnhance, ImageFilter
-
-from face import DlibJudge, select_faces
-from face.align import FFHQ_TEMPLATE_512, align_face
-from face.errors import FaceError
-from face.parsing import load_bisenet, parse_face
-from face.regions import REGION_NAMES, AlignedFace, align_and_parse, compare_regions, region_masks, region_similarity
 
 pytest.importorskip("dlib", reason="the real-photo tests use the dlib judge ([dlib] extra)")
 
@@ -229,7 +235,7 @@ def test_real_photos_same_person_scores_above_other_people(aligned):
 
 
 def test_random_bisenet_runs_from_the_weights_to_the_score(judge):
-    from standins.facexlib_weights import random_bisenet_state_dict
+    from likeness.standins.facexlib_weights import random_bisenet_state_dict
 
     model = load_bisenet(random_bisenet_state_dict(seed=0))  # the file path is covered by test_eval's --parsing run
     ast = photos.astronaut()

@@ -8,9 +8,8 @@ equality against the live server's /object_info is in tests/server/test_browser.
 import copy
 
 import pytest
-
-from client.standins import STANDIN_CLASSES, STANDIN_FILES, UI_WIDGET_INDEX, to_standins, ui_to_standins
-from client.workflow_format import WorkflowFormatError, load_workflow, ui_to_api, widget_slots
+from likeness.client.workflow_format import WorkflowFormatError, load_workflow, ui_to_api, widget_slots
+from likeness.standins.substitution import STANDIN_CLASSES, STANDIN_FILES, UI_WIDGET_INDEX, to_standins, ui_to_standins
 
 SEED = ["INT", {"default": 0, "min": 0, "max": 2**31}]
 INFO = {

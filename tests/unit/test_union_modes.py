@@ -1,8 +1,7 @@
 """The Flux Union-Pro v1 mode table and its checks (pure; the live test is in tests/server)."""
 
 import pytest
-
-from nodes.union_modes import FLUX_UNION_PRO_V1_MODES, UnionModeError, mode_index
+from likeness.nodes.union_modes import FLUX_UNION_PRO_V1_MODES, UnionModeError, mode_index
 
 
 def test_table_is_the_union_pro_v1_table():

@@ -3,9 +3,9 @@
 import copy
 
 import pytest
-
-from client.standins import WorkflowParameterError, fill, to_standins
-from client.workflow_format import WorkflowFormatError, is_api_format, load_workflow, set_mode, ui_to_api
+from likeness.client.params import WorkflowParameterError, fill
+from likeness.client.workflow_format import WorkflowFormatError, is_api_format, load_workflow, set_mode, ui_to_api
+from likeness.standins.substitution import to_standins
 
 # /object_info entries as ComfyUI 0.3.75 serves them (trimmed to what the converter reads).
 INFO = {

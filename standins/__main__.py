@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from standins.models import write_model_files
+from .models import write_model_files
 
 if len(sys.argv) != 2:
     sys.stderr.write("usage: python -m standins <models dir>\n")

@@ -29,11 +29,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import FaceError, NoFaceError
-from .judge import FaceJudge, FaceRecord, select_faces
-from .metrics import METRICS, delta_id, face_embed_distance, identity_similarity, reference_embedding
-from .regions import REGION_NAMES, AlignedFace, align_and_parse, compare_regions, region_columns
-from .report import enhancement_report
+from ..face.errors import FaceError, NoFaceError
+from ..face.judge import FaceJudge, FaceRecord, select_faces
+from ..face.metrics import METRICS, delta_id, face_embed_distance, identity_similarity, reference_embedding
+from ..face.regions import REGION_NAMES, AlignedFace, align_and_parse, compare_regions, region_columns
+from ..face.report import enhancement_report
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 def write_model_files(models: Path) -> dict[str, str]:
     """Tiny model files that loaders read from the models folder exactly as a user's would."""
-    from standins.facexlib_weights import write_random_bisenet
-    from standins.florence2 import write_remote_code_layout, write_tiny_florence2
-    from standins.insightface_onnx import layout_insightface_models, write_tiny_insightface
-    from standins.lpips_weights import write_random_lpips
-    from standins.weights import write_tiny_esrgan, write_tiny_eva, write_tiny_pulid
+    from .facexlib_weights import write_random_bisenet
+    from .florence2 import write_remote_code_layout, write_tiny_florence2
+    from .insightface_onnx import layout_insightface_models, write_tiny_insightface
+    from .lpips_weights import write_random_lpips
+    from .weights import write_tiny_esrgan, write_tiny_eva, write_tiny_pulid
 
     files = {}
     for sub in ("upscale_models", "pulid", "eva_clip", "facexlib"):

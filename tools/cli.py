@@ -1,4 +1,4 @@
-"""Command line for the offline tools: ``python -m face.cli eval ...`` and ``python -m face.cli dataset ...``
+"""Command line for the offline tools: ``python -m likeness.tools.cli eval ...`` and ``... dataset ...``
 (``likeness eval`` / ``likeness dataset`` forward here). Runs locally on the CPU, no ComfyUI server.
 
 Exit codes: 0 done; 2 bad arguments or inputs (the message names the value and the fix); 3 a model or the
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import FaceError, FaceModelMissingError, JudgeUnavailableError
+from ..common.errors import LikenessError
+from ..face.errors import FaceError, FaceModelMissingError, JudgeUnavailableError
 
 logger = logging.getLogger("likeness.cli")
 
@@ -228,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_judge(args: argparse.Namespace) -> Any:
     """The judge the arguments ask for; its ``name`` is recorded next to every number."""
-    from .judge import get_judge
+    from ..face.judge import get_judge
 
     if args.judge == "insightface":
         if not args.insightface_dir:
@@ -315,7 +316,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise FaceError(f"--face-index {args.face_index} must be >= 0")
     parser_model = None
     if args.parsing is not None:
-        from .parsing import load_bisenet
+        from ..face.parsing import load_bisenet
 
         parser_model = load_bisenet(args.parsing)
     judge = make_judge(args)
@@ -526,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FaceModelMissingError, JudgeUnavailableError, MissingPackageError) as exc:
         logger.error("missing model: %s", exc)
         return EXIT_MISSING_MODEL
-    except FaceError as exc:
+    except LikenessError as exc:  # every typed error of the pack (face, caption, weights files)
         logger.error("%s", exc)
         return EXIT_BAD_INPUT
 

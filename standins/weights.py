@@ -30,7 +30,7 @@ TINY_EVA = dict(image_size=56, patch_size=14, width=64, depth=6, heads=4, mlp_hi
 
 def write_tiny_eva(path: Path, seed: int = 0) -> Path:
     """EVA02 visual tower keys with the official 'visual.' prefix (rope tables omitted, as files may)."""
-    from eva_clip import EvaClipConfig, expected_shapes
+    from ..eva_clip import EvaClipConfig, expected_shapes
 
     gen = torch.Generator().manual_seed(seed)
     sd = {}
@@ -44,7 +44,7 @@ def write_tiny_eva(path: Path, seed: int = 0) -> Path:
 
 
 def tiny_pulid_config(flux_dim: int = 64, num_ca: int = 2):
-    from pulid import PulidFluxConfig
+    from ..pulid import PulidFluxConfig
 
     return PulidFluxConfig(
         encoder_dim=32, encoder_depth=10, num_scales=5, encoder_heads=2, encoder_dim_head=16, ff_mult=4,
@@ -55,7 +55,7 @@ def tiny_pulid_config(flux_dim: int = 64, num_ca: int = 2):
 
 
 def write_tiny_pulid(path: Path, seed: int = 0, flux_dim: int = 64, num_ca: int = 2, std: float = 0.2) -> Path:
-    from pulid import build_pulid_flux
+    from ..pulid import build_pulid_flux
 
     model = build_pulid_flux(tiny_pulid_config(flux_dim, num_ca))
     gen = torch.Generator().manual_seed(seed)

@@ -36,9 +36,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import FaceError
+from ..face.errors import FaceError
+from ..face.judge import FaceJudge, sort_faces
 from .evaluation import IMAGE_EXTENSIONS, load_image
-from .judge import FaceJudge, sort_faces
 from .reporting import contact_sheet
 
 logger = logging.getLogger(__name__)

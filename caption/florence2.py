@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import FaceError, FaceModelMissingError
-from .judge import to_rgb_uint8
+from ..common.errors import LikenessError
+from ..face.errors import FaceModelMissingError
+from ..face.judge import to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ TASKS = {
 MIN_TRANSFORMERS = (4, 56)
 
 
-class CaptionerError(FaceError):
+class CaptionerError(LikenessError):
     """A Florence-2 folder or captioning request that cannot work; the message says what to change."""
 
 

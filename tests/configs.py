@@ -1,13 +1,11 @@
 """Tiny model configs shared by the unit tests (in-code, diffusers style)."""
 
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
-
-from pulid import PulidFluxConfig, build_pulid_flux
+from likeness.pulid import PulidFluxConfig, build_pulid_flux
 
 # A PuLID-Flux small enough for CPU unit tests: 6 CA modules for a Flux with 5 double / 9 single blocks.
 UNIT_PULID = PulidFluxConfig(
@@ -31,17 +29,14 @@ UNIT_PULID = PulidFluxConfig(
 )
 
 
-def shared_dir() -> Path:
-    """../shared beside the checkout (CI lays it there); LIKENESS_SHARED overrides."""
-    env = os.environ.get("LIKENESS_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
+REFERENCE = Path(__file__).resolve().parent / "reference"  # key/shape manifests of the official files (README there)
 
 
 def read_manifest(name: str) -> dict[str, tuple[int, ...]]:
-    """A key/shape manifest from shared/reference as {key: shape}."""
-    path = shared_dir() / "reference" / name
+    """A key/shape manifest from tests/reference as {key: shape}."""
+    path = REFERENCE / name
     if not path.is_file():
-        pytest.fail(f"manifest not found at {path}: put shared/ beside the checkout or set LIKENESS_SHARED")
+        pytest.fail(f"manifest not found at {path}")
     out = {}
     for line in path.read_text().splitlines():
         if not line.strip() or line.startswith("#"):

@@ -1,6 +1,6 @@
 """Benchmark-only ComfyUI node pack: stand-ins whose cost has the shape of the real models.
 
-The test stand-ins (tests/standins/comfy_pack) are as small as possible so the suite is fast; at hidden 64 their
+The test stand-ins (standins/comfy_pack) are as small as possible so the suite is fast; at hidden 64 their
 per-step cost is noise and fixed overhead. A benchmark needs blocks that dominate, as flux1-dev's do. These nodes
 build ComfyUI's own Flux and Flux ControlNet classes with Flux-dev's head size (128) and text/pooled widths
 (4096/768) and a chosen width, depth and weight dtype; hidden 3072 with 19 double and 38 single blocks is the

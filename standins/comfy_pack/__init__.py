@@ -1,6 +1,6 @@
 """Test-only ComfyUI node pack: tiny stand-in models built with ComfyUI's own model classes.
 
-Never shipped or registered by Likeness itself: the test fixture links this folder into the
+Never registered by Likeness itself: the tests, benchmarks and the stand-in demo link this folder into the
 server's custom_nodes as ``likeness_standins``. Each node replaces one core loader of a user
 workflow (UNETLoader, DualCLIPLoader, VAELoader, ControlNetLoader) and returns an object of the
 same kind, so every other node of the workflow runs exactly as it would for a user.

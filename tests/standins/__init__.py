@@ -1,1 +1,0 @@
-"""Test stand-ins: tiny model files and a test-only ComfyUI node pack (comfy_pack/)."""

@@ -1,0 +1,1 @@
+"""Application code on top of the libraries: evaluation, dataset preparation, reports, and their commands."""
