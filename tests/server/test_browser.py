@@ -72,15 +72,15 @@ def _with_images(ui: dict, images: dict[str, str]) -> dict:
 
 
 def _comparable(api: dict, object_info: dict) -> dict:
-    """Node id -> (class, inputs with unset optional widgets at their defaults): the UI path fills them."""
+    """Node id -> (class, declared inputs with unset optional widgets at their defaults): the UI path fills them.
+    Inputs the node does not declare are dropped, as the server drops them (the editor sends Preview as Text's
+    display widget, "preview", which /object_info does not list)."""
     out = {}
     for nid, node in api.items():
-        defaults = {
-            s.name: s.options["default"]
-            for s in input_specs(object_info[node["class_type"]])
-            if s.is_widget and not s.required and "default" in s.options
-        }
-        out[nid] = (node["class_type"], {**defaults, **node["inputs"]})
+        specs = input_specs(object_info[node["class_type"]])
+        defaults = {s.name: s.options["default"] for s in specs if s.is_widget and not s.required and "default" in s.options}
+        declared = {s.name for s in specs}
+        out[nid] = (node["class_type"], {k: v for k, v in {**defaults, **node["inputs"]}.items() if k in declared})
     return out
 
 
