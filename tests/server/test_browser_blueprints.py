@@ -1,7 +1,7 @@
 """Issue 18 in the editor, on the pinned frontend (1.32.9) and today's (1.58.1, served with --front-end-root):
 the subgraph blueprints, the template browser, and the saved view of every workflow.
 
-Blueprints: each is placed from the node search box (double-click, type its name, Enter) as an artist does,
+Blueprints: each is placed from the node search box (double-click, type its name, pick it) as an artist does,
 its inputs wired to the loaders and images of the full workflow, its promoted widgets set the way a user sets
 them (value and callback), and queued with the Run button on the stand-ins; /history must hold the same images,
 scores and prompt as the full workflow queued on the same inputs. The 1.58.1 server is a second ComfyUI on the
@@ -300,16 +300,16 @@ def test_a_template_opens_from_the_template_browser(editor):
 
 # -- the saved view ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
-def test_saved_view_shows_every_group_title_and_note_at_the_default_window(editor, browser, name):
-    if editor.version != "1.58.1":
-        pytest.skip("the layout check is for today's frontend (1.58.1); 1.32.9 has a thinner top bar")
-    context, ed = new_editor(browser, editor.comfy, DEFAULT_WINDOW)
+def test_saved_view_shows_every_group_title_and_note_at_the_default_window(browser, comfy158, name):
+    """Today's frontend (1.58.1), whose top bar and sidebar are the larger, at a 1280x720 window."""
+    comfy158.client.post_json("/settings", EDITOR_SETTINGS)  # a returning user: no first-start template dialog
+    context, ed = new_editor(browser, comfy158, DEFAULT_WINDOW)
     try:
         ed.start()
         ui = load_workflow(name, api=False)
         ed.open(ui, f"{name}.json")
         placed = ed.page.evaluate(COVERED_JS)
-        ed.screenshot(f"view_{name}_{editor.version}_1280x720")
+        ed.screenshot(f"view_{name}_1.58.1_1280x720")
     finally:
         context.close()
     assert len(placed) == len([g for g in ui["groups"] if g["title"]]) + sum(n["type"] == "Note" for n in ui["nodes"])
