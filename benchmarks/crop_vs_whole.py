@@ -74,6 +74,35 @@ def canvas(scale: float):
     return np.asarray(bg.resize((w, h), Image.LANCZOS) if (w, h) != SIZE else bg)
 
 
+def _print_results(b, args, med: dict, shape: dict, scale: float, steps: int, repeats: int) -> None:
+    """The figures of one run: the table of variants against the whole image, and the predicted ratios."""
+    bl.out(bl.machine(b.comfyui))
+    if args.gpu:
+        bl.out(bl.gpu_facts(b.client))
+    w, h = (int(round(x * scale / 16)) * 16 for x in SIZE)
+    bl.out(f"Face crop vs whole image, {w}x{h} target (1536x1024 x {scale:g}), {steps} steps (denoise 0.75), {repeats} jobs per variant, "
+           f"interleaved; stand-in Flux hidden {shape['hidden_size']}, {shape['depth']}+{shape['depth_single_blocks']} "
+           f"blocks, Union ControlNet {shape['cn_depth']}+{shape['cn_single']}, {shape['tokens']} text tokens")  # fmt: skip
+    key = "t" if args.gpu else "cpu"
+    bl.out("figures: " + ("wall seconds" if args.gpu else "server CPU seconds") + ", median of the jobs; job excludes model loading")
+    rows = []
+    for v in VARIANTS:
+        m, base = med[v][key], med["whole"][key]
+        name = v if VARIANTS[v] is None else f"crop {side(v, scale)}"
+        rows.append([name, tokens_of(v, scale), m["job"], m["sampling"], m["step"], m["vae"], m["rest"], m["job"] / base["job"],
+                     m["sampling"] / base["sampling"], m["step"] / base["step"], med[v]["t"]["job"] / med["whole"]["t"]["job"]])  # fmt: skip
+    bl.out(bl.table(rows, ["variant", "image tokens", "job", "KSampler", "step", "VAE", "rest", "job / whole",
+                           "KSampler / whole", "step / whole", "wall job / whole"]))  # fmt: skip
+    fd = bl.SHAPES["flux-dev"]
+    pred = [f"{v}: {sampling_macs(shape, tokens_of(v, scale)) / sampling_macs(shape, tokens_of('whole', scale)):.3f} stand-in, "
+            f"{sampling_macs(fd, tokens_of(v)) / sampling_macs(fd, tokens_of('whole')):.3f} flux1-dev at full size"
+            for v in VARIANTS if v != "whole"]  # fmt: skip
+    bl.out("multiply-adds per step / whole: " + "; ".join(pred))
+    fits = max(ws for ws in range(256, 1025, 64) if sampling_macs(fd, (ws // 16) ** 2) <= 0.5 * sampling_macs(fd, tokens_of("whole")))
+    bl.out(f"flux1-dev: largest crop working size (multiple of 64) whose sampling multiply-adds are <= 0.5 x whole: {fits}")
+    bl.out("target: crop / whole <= 0.5 (job time, crop at the shipped working size 1024)")
+
+
 def main() -> int:
     p = bl.arg_parser(__doc__)
     p.add_argument("--steps", type=int, help="sampler steps, the same for every variant (CPU 3, GPU 28)")
@@ -118,31 +147,7 @@ def main() -> int:
             bl.log.info("job %d %s: %.2f s without loads (%.2f sampling, %.2f VAE)", i + 1, v, f["job"], f["sampling"], f["vae"])
 
         med = {v: {key: {k: bl.median([r[key][k] for r in rs]) for k in FIGURES} for key in ("cpu", "t")} for v, rs in per.items()}
-        bl.out(bl.machine(b.comfyui))
-        if args.gpu:
-            bl.out(bl.gpu_facts(b.client))
-        w, h = (int(round(x * scale / 16)) * 16 for x in SIZE)
-        bl.out(f"Face crop vs whole image, {w}x{h} target (1536x1024 x {scale:g}), {steps} steps (denoise 0.75), {repeats} jobs per variant, "
-               f"interleaved; stand-in Flux hidden {shape['hidden_size']}, {shape['depth']}+{shape['depth_single_blocks']} "
-               f"blocks, Union ControlNet {shape['cn_depth']}+{shape['cn_single']}, {shape['tokens']} text tokens")  # fmt: skip
-        key = "t" if args.gpu else "cpu"
-        bl.out("figures: " + ("wall seconds" if args.gpu else "server CPU seconds") + ", median of the jobs; job excludes model loading")
-        rows = []
-        for v in VARIANTS:
-            m, base = med[v][key], med["whole"][key]
-            name = v if VARIANTS[v] is None else f"crop {side(v, scale)}"
-            rows.append([name, tokens_of(v, scale), m["job"], m["sampling"], m["step"], m["vae"], m["rest"], m["job"] / base["job"],
-                         m["sampling"] / base["sampling"], m["step"] / base["step"], med[v]["t"]["job"] / med["whole"]["t"]["job"]])  # fmt: skip
-        bl.out(bl.table(rows, ["variant", "image tokens", "job", "KSampler", "step", "VAE", "rest", "job / whole",
-                               "KSampler / whole", "step / whole", "wall job / whole"]))  # fmt: skip
-        fd = bl.SHAPES["flux-dev"]
-        pred = [f"{v}: {sampling_macs(shape, tokens_of(v, scale)) / sampling_macs(shape, tokens_of('whole', scale)):.3f} stand-in, "
-                f"{sampling_macs(fd, tokens_of(v)) / sampling_macs(fd, tokens_of('whole')):.3f} flux1-dev at full size"
-                for v in VARIANTS if v != "whole"]  # fmt: skip
-        bl.out("multiply-adds per step / whole: " + "; ".join(pred))
-        fits = max(ws for ws in range(256, 1025, 64) if sampling_macs(fd, (ws // 16) ** 2) <= 0.5 * sampling_macs(fd, tokens_of("whole")))
-        bl.out(f"flux1-dev: largest crop working size (multiple of 64) whose sampling multiply-adds are <= 0.5 x whole: {fits}")
-        bl.out("target: crop / whole <= 0.5 (job time, crop at the shipped working size 1024)")
+        _print_results(b, args, med, shape, scale, steps, repeats)
     return 0
 
 

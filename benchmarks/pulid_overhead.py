@@ -90,6 +90,65 @@ def graph(shape: dict, args, seed: int, variant: str, files: dict, pulid_name: s
     return g
 
 
+def _alternating_runs(b, args: argparse.Namespace, shape: dict, pulid_name: str) -> tuple[dict, list]:
+    """Runs whose steps alternate with and without PuLID: per-step wall and CPU seconds, and the patch share."""
+    alt = {"on": [], "off": [], "on_cpu": [], "off_cpu": []}
+    inside = []  # per run: on-step CPU / (on-step CPU - what PuLID's patches added per on-step)
+    for r in range(args.alt_runs):
+        res = b.run(graph(shape, argparse.Namespace(**{**vars(args), "steps": args.alt_steps}), 50 + r, "alternate", b.files, pulid_name, f"alt{r}"))
+        rep = res.outputs["tr"]["bench_patch_timer"][0]
+        seen = rep.get("seen") or []
+        if not seen or seen[0] != 0 or seen != sorted(set(seen)) or (seen != list(range(args.alt_steps)) and not args.easycache):
+            raise RuntimeError(f"alternating run saw steps {seen}, expected 0..{args.alt_steps - 1} (EasyCache may skip some)")
+        for key, suffix in (("t", ""), ("cpu", "_cpu")):
+            for step, d in enumerate(bl.step_deltas(res.events, "8", key), start=1):
+                alt[("on" if step % 2 == 0 else "off") + suffix].append(d)
+        if rep.get("calls"):
+            n_on = len(range(0, args.alt_steps, 2))
+            m_on = bl.median(alt["on_cpu"][-((args.alt_steps - 1) // 2) :])
+            inside.append(m_on / (m_on - (rep["patch_s"] - rep["block_s"]) / n_on))
+        bl.log.info("alternating run %d: on %.3f, off %.3f CPU s/step", r + 1, bl.median(alt["on_cpu"]), bl.median(alt["off_cpu"]))
+    return alt, inside
+
+
+def _print_results(b, args: argparse.Namespace, shape: dict, alt: dict, inside: list, wall: dict, cpu: dict) -> None:
+    """The figures: per-step medians of both designs, the ratios and the multiply-add prediction."""
+    tokens = (args.size // 16) ** 2
+    predicted = step_macs(shape, tokens, True) / step_macs(shape, tokens, False)
+    fd = bl.SHAPES["flux-dev"]
+    fd_pred = step_macs(fd, 4096, True) / step_macs(fd, 4096, False)
+    extras = ", ".join(x for x, on in (("weight_dtype " + args.weight_dtype, True), ("TorchCompileModel", args.compile), ("EasyCache", args.easycache)) if on)
+    bl.out(bl.machine(b.comfyui))
+    if args.gpu:
+        bl.out(bl.gpu_facts(b.client))
+    bl.out(
+        f"PuLID-Flux overhead per sampling step ({extras})\n"
+        f"model: stand-in Flux hidden {shape['hidden_size']}, {shape['depth']} double + {shape['depth_single_blocks']} single "
+        f"blocks, {bl.ca_count(shape['depth'], shape['depth_single_blocks'])} PuLID CA modules; {args.size}x{args.size} "
+        f"({tokens} image + {shape['tokens']} text tokens); {args.alt_runs} alternating runs of {args.alt_steps} steps; "
+        f"{args.repeats} whole runs of {args.steps} steps per variant, interleaved"
+    )
+    rows = [
+        ["alternating steps: without PuLID", bl.median(alt["off"]), bl.median(alt["off_cpu"]), len(alt["off"])],
+        ["alternating steps: with PuLID", bl.median(alt["on"]), bl.median(alt["on_cpu"]), len(alt["on"])],
+        ["whole runs: without PuLID", bl.median(wall["plain"]), bl.median(cpu["plain"]), len(wall["plain"])],
+        ["whole runs: with PuLID", bl.median(wall["pulid"]), bl.median(cpu["pulid"]), len(wall["pulid"])],
+    ]
+    bl.out(bl.table(rows, ["design / variant", "median step, wall (s)", "median step, server CPU (s)", "steps timed"]))
+
+    def ratio(without, with_pulid):
+        return bl.median(with_pulid) / bl.median(without)
+
+    bl.out(f"ratio with/without PuLID, alternating steps: {ratio(alt['off_cpu'], alt['on_cpu']):.3f} (server CPU)   "
+           f"{ratio(alt['off'], alt['on']):.3f} (wall)   target <= 1.05")  # fmt: skip
+    if inside:
+        bl.out(f"  of which PuLID's own patch code (timed beside the blocks it wraps, same steps): "
+               f"{bl.median(inside):.3f} (runs: {', '.join(f'{x:.3f}' for x in inside)})")  # fmt: skip
+    bl.out(f"ratio with/without PuLID, whole runs: {ratio(cpu['plain'], cpu['pulid']):.3f} (server CPU)   "
+           f"{ratio(wall['plain'], wall['pulid']):.3f} (wall)")  # fmt: skip
+    bl.out(f"MAC-count prediction for this shape: {predicted:.3f}; for flux1-dev at 1024x1024: {fd_pred:.3f}")
+
+
 def main() -> int:
     p = bl.arg_parser(__doc__)
     p.add_argument("--steps", type=int, help="sampling steps per whole run (CPU 3, GPU 20)")
@@ -123,22 +182,7 @@ def main() -> int:
         warm = argparse.Namespace(**{**vars(args), "steps": 2})
         for v in [*variants, "alternate"]:  # warm-up: builds and loads the model, encodes the reference, compiles
             b.run(graph(shape, warm, 0, v, b.files, pulid_name, token="warm"))
-        alt = {"on": [], "off": [], "on_cpu": [], "off_cpu": []}
-        inside = []  # per run: on-step CPU / (on-step CPU - what PuLID's patches added per on-step)
-        for r in range(args.alt_runs):
-            res = b.run(graph(shape, argparse.Namespace(**{**vars(args), "steps": args.alt_steps}), 50 + r, "alternate", b.files, pulid_name, f"alt{r}"))
-            rep = res.outputs["tr"]["bench_patch_timer"][0]
-            seen = rep.get("seen") or []
-            if not seen or seen[0] != 0 or seen != sorted(set(seen)) or (seen != list(range(args.alt_steps)) and not args.easycache):
-                raise RuntimeError(f"alternating run saw steps {seen}, expected 0..{args.alt_steps - 1} (EasyCache may skip some)")
-            for key, suffix in (("t", ""), ("cpu", "_cpu")):
-                for step, d in enumerate(bl.step_deltas(res.events, "8", key), start=1):
-                    alt[("on" if step % 2 == 0 else "off") + suffix].append(d)
-            if rep.get("calls"):
-                n_on = len(range(0, args.alt_steps, 2))
-                m_on = bl.median(alt["on_cpu"][-((args.alt_steps - 1) // 2) :])
-                inside.append(m_on / (m_on - (rep["patch_s"] - rep["block_s"]) / n_on))
-            bl.log.info("alternating run %d: on %.3f, off %.3f CPU s/step", r + 1, bl.median(alt["on_cpu"]), bl.median(alt["off_cpu"]))
+        alt, inside = _alternating_runs(b, args, shape, pulid_name)
         wall = {v: [] for v in variants}
         cpu = {v: [] for v in variants}
         for i, v in enumerate(bl.abba(args.repeats, variants)):
@@ -146,40 +190,7 @@ def main() -> int:
             wall[v] += bl.step_deltas(res.events, "8")
             cpu[v] += bl.step_deltas(res.events, "8", key="cpu")
             bl.log.info("run %d %s: %.3f s/step, %.3f CPU s/step", i + 1, v, bl.per_step(res.events, "8"), bl.per_step(res.events, "8", "cpu"))
-        tokens = (args.size // 16) ** 2
-        predicted = step_macs(shape, tokens, True) / step_macs(shape, tokens, False)
-        fd = bl.SHAPES["flux-dev"]
-        fd_pred = step_macs(fd, 4096, True) / step_macs(fd, 4096, False)
-        extras = ", ".join(x for x, on in (("weight_dtype " + args.weight_dtype, True), ("TorchCompileModel", args.compile), ("EasyCache", args.easycache)) if on)
-        bl.out(bl.machine(b.comfyui))
-        if gpu:
-            bl.out(bl.gpu_facts(b.client))
-        bl.out(
-            f"PuLID-Flux overhead per sampling step ({extras})\n"
-            f"model: stand-in Flux hidden {shape['hidden_size']}, {shape['depth']} double + {shape['depth_single_blocks']} single "
-            f"blocks, {bl.ca_count(shape['depth'], shape['depth_single_blocks'])} PuLID CA modules; {args.size}x{args.size} "
-            f"({tokens} image + {shape['tokens']} text tokens); {args.alt_runs} alternating runs of {args.alt_steps} steps; "
-            f"{args.repeats} whole runs of {args.steps} steps per variant, interleaved"
-        )
-        rows = [
-            ["alternating steps: without PuLID", bl.median(alt["off"]), bl.median(alt["off_cpu"]), len(alt["off"])],
-            ["alternating steps: with PuLID", bl.median(alt["on"]), bl.median(alt["on_cpu"]), len(alt["on"])],
-            ["whole runs: without PuLID", bl.median(wall["plain"]), bl.median(cpu["plain"]), len(wall["plain"])],
-            ["whole runs: with PuLID", bl.median(wall["pulid"]), bl.median(cpu["pulid"]), len(wall["pulid"])],
-        ]
-        bl.out(bl.table(rows, ["design / variant", "median step, wall (s)", "median step, server CPU (s)", "steps timed"]))
-
-        def ratio(without, with_pulid):
-            return bl.median(with_pulid) / bl.median(without)
-
-        bl.out(f"ratio with/without PuLID, alternating steps: {ratio(alt['off_cpu'], alt['on_cpu']):.3f} (server CPU)   "
-               f"{ratio(alt['off'], alt['on']):.3f} (wall)   target <= 1.05")  # fmt: skip
-        if inside:
-            bl.out(f"  of which PuLID's own patch code (timed beside the blocks it wraps, same steps): "
-                   f"{bl.median(inside):.3f} (runs: {', '.join(f'{x:.3f}' for x in inside)})")  # fmt: skip
-        bl.out(f"ratio with/without PuLID, whole runs: {ratio(cpu['plain'], cpu['pulid']):.3f} (server CPU)   "
-               f"{ratio(wall['plain'], wall['pulid']):.3f} (wall)")  # fmt: skip
-        bl.out(f"MAC-count prediction for this shape: {predicted:.3f}; for flux1-dev at 1024x1024: {fd_pred:.3f}")
+        _print_results(b, args, shape, alt, inside, wall, cpu)
     return 0
 
 

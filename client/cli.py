@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .. import contract as C
+from ..contract import MODEL_FILES
 from .api import ComfyClient, ComfyError, PromptRejected, ServerUnavailable
 from .jobs import JobRunner, job_key, safe_upload_name
 from .journal import Journal, JournalError
@@ -43,24 +45,11 @@ log = logging.getLogger("likeness")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER, EXIT_REJECTED, EXIT_GATE = 0, 1, 2, 3, 4, 5
 STANDINS_DIR = PACK_DIR / "standins" / "comfy_pack"
 EXAMPLES = PACK_DIR / "demo"  # not examples/: ComfyUI would serve it in place of workflows/ as the templates
-WORKFLOWS = {"whole": "likeness_enhance_whole", "crop": "likeness_enhance_crop"}
+WORKFLOWS = {"whole": C.WORKFLOW_ENHANCE_WHOLE, "crop": C.WORKFLOW_ENHANCE_CROP}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 # What the shipped workflows load (README model table): path under models/ -> accepted alternatives.
-REAL_WEIGHTS = {
-    "diffusion_models/flux1-dev.safetensors": ["unet/flux1-dev.safetensors"],
-    "text_encoders/t5xxl_fp16.safetensors": ["clip/t5xxl_fp16.safetensors"],
-    "text_encoders/clip_l.safetensors": ["clip/clip_l.safetensors"],
-    "vae/ae.safetensors": [],
-    "controlnet/diffusion_pytorch_model.safetensors": [],
-    "pulid/pulid_flux_v0.9.1.safetensors": [],
-    "eva_clip/EVA02_CLIP_L_336_psz14_s6B.pt": ["clip_vision/EVA02_CLIP_L_336_psz14_s6B.pt"],
-    "insightface/models/antelopev2": [],
-    "insightface/models/buffalo_l": [],
-    "facexlib/parsing_bisenet.pth": [],
-    "upscale_models/RealESRGAN_x4plus.pth": [],
-    "LLM/Florence-2-large": [],
-}
+REAL_WEIGHTS = MODEL_FILES
 
 
 class UsageError(Exception):
@@ -254,7 +243,7 @@ class Jobs:
         for role in ("target", "enhanced"):
             if spec.get(role):
                 params[role] = _upload(client, ImageFile(Path(spec[role]), ""))
-        if spec["workflow"] != "likeness_score":
+        if spec["workflow"] != C.WORKFLOW_SCORE:
             params["output_prefix"] = JobRunner.prefix(job)
         graph = fill(graph, **params)
         self.graphs[job.key] = graph
@@ -272,8 +261,7 @@ class Jobs:
         return row
 
 
-REPORT_FIELDS = ("cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside", "lpips_outside",
-                 "no_face_before", "no_face_after", "psnr_identical")  # fmt: skip
+REPORT_FIELDS = C.REPORT_FIELDS
 
 
 def scores_from_outputs(outputs: dict, titles: dict[str, str]) -> tuple[dict, dict | None]:
@@ -283,12 +271,12 @@ def scores_from_outputs(outputs: dict, titles: dict[str, str]) -> tuple[dict, di
     report_image = None
     for nid, out in outputs.items():
         title = titles.get(nid, "")
-        for rec in out.get("likeness_face_distance", [])[:1]:
-            key = "after" if title.endswith("after") else "before" if title.endswith("before") else "identity"
+        for rec in out.get(C.HISTORY_FACE_DISTANCE, [])[:1]:
+            key = "after" if title.startswith(C.DISTANCE_AFTER) else "before" if title.startswith(C.DISTANCE_BEFORE) else "identity"
             row[f"distance_{key}"] = _number(rec.get("distance"))
             row[f"similarity_{key}"] = _number(rec.get("cosine_similarity"))
             row["judge"] = rec.get("judge", row["judge"])
-        for rep in out.get("likeness_report", [])[:1]:
+        for rep in out.get(C.HISTORY_REPORT, [])[:1]:
             for k in REPORT_FIELDS:
                 row[k] = _number(rep.get(k))
             row["judge"] = rep.get("judge", row["judge"])
@@ -509,7 +497,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     with session(args) as s:
         if not args.json:
             _out(_banner(s))
-        rows, code = run_pairs(s, args, [pair], lambda p: "likeness_score")
+        rows, code = run_pairs(s, args, [pair], lambda p: C.WORKFLOW_SCORE)
         return _report(rows, s, args, code, t0)
 
 

@@ -36,34 +36,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..contract import IMAGE_PARAMETERS, PARAMETERS
 from .workflow_format import WorkflowFormatError
 
-# parameter -> [(title, input name), ...]; a parameter sets every matching node.
-PARAMETERS: dict[str, list[tuple[str, str]]] = {
-    "reference": [("Reference image", "image")],
-    "reference_2": [("Reference image 2", "image")],
-    "target": [("Target image", "image")],
-    "enhanced": [("Enhanced image", "image")],
-    "pose": [("Pose image", "image")],
-    "prompt": [("Caption", "manual_prompt"), ("Prompt", "text")],
-    "seed": [("Sampler", "seed")],
-    "steps": [("Sampler", "steps")],
-    "denoise": [("Sampler", "denoise")],
-    "pulid_weight": [("Apply PuLID-Flux", "weight")],
-    "pulid_start": [("Apply PuLID-Flux", "start_at")],
-    "pulid_end": [("Apply PuLID-Flux", "end_at")],
-    "control_strength": [("Apply Union ControlNet", "strength")],
-    "control_start": [("Apply Union ControlNet", "start_percent")],
-    "control_end": [("Apply Union ControlNet", "end_percent")],
-    "width": [("Latent size", "width")],
-    "height": [("Latent size", "height")],
-    "working_size": [("Crop target", "working_size")],
-    "judge": [("Face judge", "model")],
-    "lora": [("LoRA", "lora_name")],
-    "lora_strength": [("LoRA", "strength_model")],
-    "output_prefix": [("Save result", "filename_prefix")],
-}
-IMAGE_PARAMETERS = ("reference", "reference_2", "target", "enhanced", "pose")
+# The parameters, their titles and inputs: written once, in contract.py.
 
 
 class WorkflowParameterError(WorkflowFormatError):

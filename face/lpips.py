@@ -24,10 +24,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..common.weights import WeightsReadError, read_weights
+from ..contract import LPIPS_ALEXNET, LPIPS_LIN
 from .errors import FaceError
 
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
-LIN_FILE = "alex.pth"
+ALEXNET_FILE, LIN_FILE = LPIPS_ALEXNET, LPIPS_LIN  # file names: written once, in contract.py
 # Input normalisation of the reference implementation (public constants of the LPIPS ScalingLayer).
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)

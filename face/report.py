@@ -58,6 +58,40 @@ def _image(x: Any, what: str) -> torch.Tensor:
     return t[..., :3].to(torch.float64)
 
 
+def _outside_mask(face_mask: Any, before_box: Box | None, after_box: Box | None, H: int, W: int):
+    """The mask of the face (scored outside it) and where it came from: the input, the face boxes, or none."""
+    if face_mask is not None:
+        mask = torch.as_tensor(face_mask).to(torch.float64)
+        if mask.ndim == 3 and mask.shape[0] == 1:
+            mask = mask[0]
+        if tuple(mask.shape) != (H, W):
+            raise ValueError(f"face_mask is {tuple(mask.shape)} (H, W) but the images are ({H}, {W})")
+        return mask, "input"
+    mask = box_mask([before_box, after_box], H, W)
+    return mask, (f"face boxes x{BOX_SCALE:g}" if mask is not None else "none: whole frame")
+
+
+def _outside_scores(b: torch.Tensor, a: torch.Tensor, mask: Any, lpips_model: Any) -> tuple[float, float, float]:
+    """PSNR, SSIM and (with a model) LPIPS outside the mask; NaN where nothing is left to score."""
+    try:
+        psnr = psnr_outside(b, a, mask)
+    except ValueError:
+        psnr = math.nan
+    try:
+        ssim = ssim_outside(b, a, mask)
+    except ValueError:
+        ssim = math.nan
+    lp = math.nan
+    if lpips_model is not None:
+        from .lpips import lpips_outside
+
+        try:
+            lp = lpips_outside(lpips_model, b.to(torch.float32), a.to(torch.float32), mask)
+        except ValueError:
+            lp = math.nan
+    return psnr, ssim, lp
+
+
 def enhancement_report(
     ref_embs: np.ndarray | Sequence[np.ndarray | None],
     before_emb: np.ndarray | None,
@@ -95,34 +129,9 @@ def enhancement_report(
             f"before is {b.shape[1]}x{b.shape[0]} but after is {a.shape[1]}x{a.shape[0]} (WxH): "
             "resize one to the other's size so pixels outside the face can be compared"
         )
-    H, W = int(b.shape[0]), int(b.shape[1])
-    if face_mask is not None:
-        mask = torch.as_tensor(face_mask).to(torch.float64)
-        if mask.ndim == 3 and mask.shape[0] == 1:
-            mask = mask[0]
-        if tuple(mask.shape) != (H, W):
-            raise ValueError(f"face_mask is {tuple(mask.shape)} (H, W) but the images are ({H}, {W})")
-        source = "input"
-    else:
-        mask = box_mask([before_box, after_box], H, W)
-        source = f"face boxes x{BOX_SCALE:g}" if mask is not None else "none: whole frame"
+    mask, source = _outside_mask(face_mask, before_box, after_box, int(b.shape[0]), int(b.shape[1]))
     coverage = 0.0 if mask is None else float((mask != 0).to(torch.float64).mean())
-    try:
-        psnr = psnr_outside(b, a, mask)
-    except ValueError:
-        psnr = math.nan
-    try:
-        ssim = ssim_outside(b, a, mask)
-    except ValueError:
-        ssim = math.nan
-    lp = math.nan
-    if lpips_model is not None:
-        from .lpips import lpips_outside
-
-        try:
-            lp = lpips_outside(lpips_model, b.to(torch.float32), a.to(torch.float32), mask)
-        except ValueError:
-            lp = math.nan
+    psnr, ssim, lp = _outside_scores(b, a, mask, lpips_model)
     return {
         "cos_before": cos_b,
         "cos_after": cos_a,

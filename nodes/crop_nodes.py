@@ -1,4 +1,4 @@
-"""Face crop, upscale-if-small and paste-back nodes over face/geometry.py."""
+"""Face crop, upscale-if-small and paste-back nodes over face/geometry.py, crop.py, masks.py and paste.py."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from ..face.crop import crop_faces
 from ..face.errors import NoFaceError
-from ..face.geometry import COLOR_MATCH_MODES, PAD_MODES, crop_box, crop_faces, ellipse_mask, paste_back_many
+from ..face.geometry import COLOR_MATCH_MODES, PAD_MODES, crop_box
 from ..face.geometry import working_size as working_size_hw
 from ..face.judge import FACE_ORDERS, select_faces, to_rgb_uint8
+from ..face.masks import ellipse_mask
+from ..face.paste import paste_back_many
 from . import comfy_adapter as host
 from .types import CATEGORY, CROP_DATA, FACE_ANALYSIS, FACE_JUDGE
 

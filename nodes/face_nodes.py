@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from ..contract import HISTORY_FACE_DISTANCE
 from ..face.judge import FACE_ORDERS, get_judge, select_faces, to_rgb_uint8
 from ..face.metrics import METRICS, face_embed_distance
 from ..face.overlay import annotate, format_score
@@ -177,7 +178,7 @@ class LikenessFaceEmbedDistance:
             )
             log.info("Face Embed Distance [%s] image %d: %s", judge.name, i, text)
         overlay = torch.from_numpy(np.stack(overlays).astype(np.float32) / 255.0)
-        ui = {"likeness_face_distance": rows, "images": host.save_preview(overlay, "likeness_fed")}
+        ui = {HISTORY_FACE_DISTANCE: rows, "images": host.save_preview(overlay, "likeness_fed")}
         result = (
             [r.distance for r in results],
             [r.normalized for r in results],

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from ..contract import HISTORY_REPORT
 from ..face.judge import to_rgb_uint8
 from ..face.lpips import ALEXNET_FILE, LIN_FILE, find_lpips_files, load_lpips
 from ..face.report import enhancement_report, format_report, side_by_side
@@ -131,6 +132,6 @@ class LikenessEnhancementReport:
             "judge": judge.name,
         }
         log.info("Enhancement Report [%s]: %s", judge.name, row)
-        ui = {"likeness_report": [row], "images": host.save_preview(preview, "likeness_report")}
+        ui = {HISTORY_REPORT: [row], "images": host.save_preview(preview, "likeness_report")}
         result = (rep["cos_before"], rep["cos_after"], rep["delta_id"], rep["ssim_outside"], psnr, preview)
         return {"ui": ui, "result": result}

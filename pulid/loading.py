@@ -118,10 +118,8 @@ def detect_config(
     Only the head split cannot be read from shapes: the official 16 heads are assumed unless overridden.
     Detection never validates; ``load_pulid_flux`` does that against the detected config.
     """
-    off = PulidFluxConfig.official()
-    sd = state_dict
-    keys = list(sd.keys())
-    e, c = ENCODER_PREFIX, CA_PREFIX
+    sd, off = state_dict, PulidFluxConfig.official()
+    keys, e, c = list(sd.keys()), ENCODER_PREFIX, CA_PREFIX
 
     encoder_dim = _dim(sd, e + "latents", 2, off.encoder_dim)
     num_queries = _dim(sd, e + "latents", 1, off.num_queries)
@@ -197,7 +195,8 @@ def _problems(sd: Mapping[str, torch.Tensor], expected: dict[str, tuple[int, ...
     return missing, unexpected, misshapen
 
 
-def _validate(sd: Mapping[str, torch.Tensor], config: PulidFluxConfig | None, path: str | None) -> PulidFluxConfig:
+def _check_kinds(sd: Mapping[str, torch.Tensor], path: str | None) -> None:
+    """A flat dict of tensors holding both halves (ID encoder and cross-attention modules), or a clear error."""
     keys = list(sd.keys())
     bad = [k for k in keys if not isinstance(k, str) or not isinstance(sd[k], torch.Tensor)]
     if bad:
@@ -225,6 +224,10 @@ def _validate(sd: Mapping[str, torch.Tensor], config: PulidFluxConfig | None, pa
             missing=[absent + "*"],
         )
 
+
+
+def _validate(sd: Mapping[str, torch.Tensor], config: PulidFluxConfig | None, path: str | None) -> PulidFluxConfig:
+    _check_kinds(sd, path)
     if config is not None:
         config.validate()
         candidates = [config]

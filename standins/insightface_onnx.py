@@ -70,6 +70,44 @@ def _helpers():
     return onnx, TensorProto, helper, numpy_helper
 
 
+def _add_head(g: dict, kind: str, stride: int, channels_per_anchor: int, bias: np.ndarray, const: np.ndarray | None) -> None:
+    """One SCRFD output head (score, bbox or kps at one stride) as a zero 1x1 conv plus constants."""
+    helper, numpy_helper, TensorProto = g["helper"], g["numpy_helper"], g["TensorProto"]
+    nodes, inits, outputs = g["nodes"], g["inits"], g["outputs"]
+    tag = f"{kind}_{stride}"
+    c = channels_per_anchor * _ANCHORS
+    w = numpy_helper.from_array(np.zeros((c, 3, 1, 1), np.float32), f"{tag}_w")
+    b = numpy_helper.from_array(bias.astype(np.float32), f"{tag}_b")
+    inits.extend([w, b])
+    nodes.append(
+        helper.make_node(
+            "Conv",
+            ["input.1", w.name, b.name],
+            [f"{tag}_conv"],
+            name=f"conv_{tag}",
+            kernel_shape=[1, 1],
+            strides=[stride, stride],
+        )
+    )
+    cur = f"{tag}_conv"
+    if const is not None:
+        k = numpy_helper.from_array(const.astype(np.float32), f"{tag}_map")
+        inits.append(k)
+        nodes.append(helper.make_node("Add", [cur, k.name], [f"{tag}_add"], name=f"add_{tag}"))
+        cur = f"{tag}_add"
+    if kind == "score":
+        nodes.append(helper.make_node("Sigmoid", [cur], [f"{tag}_sig"], name=f"sigmoid_{tag}"))
+        cur = f"{tag}_sig"
+    nodes.append(helper.make_node("Transpose", [cur], [f"{tag}_nhwc"], name=f"transpose_{tag}", perm=[0, 2, 3, 1]))
+    shape = numpy_helper.from_array(np.array([-1, channels_per_anchor], np.int64), f"{tag}_shape")
+    inits.append(shape)
+    nodes.append(helper.make_node("Reshape", [f"{tag}_nhwc", shape.name], [tag], name=f"reshape_{tag}"))
+    side = DET_SIZE // stride
+    outputs[kind].append(
+        helper.make_tensor_value_info(tag, TensorProto.FLOAT, [side * side * _ANCHORS, channels_per_anchor])
+    )
+
+
 def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, box_size: float | None = None) -> Path:
     """Write the SCRFD-style stand-in detector that always reports ``faces`` faces (0 for none)."""
     onnx, TensorProto, helper, numpy_helper = _helpers()
@@ -85,39 +123,7 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
     x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, DET_SIZE, DET_SIZE])
     outputs = {"score": [], "bbox": [], "kps": []}
 
-    def add_head(kind: str, stride: int, channels_per_anchor: int, bias: np.ndarray, const: np.ndarray | None):
-        tag = f"{kind}_{stride}"
-        c = channels_per_anchor * _ANCHORS
-        w = numpy_helper.from_array(np.zeros((c, 3, 1, 1), np.float32), f"{tag}_w")
-        b = numpy_helper.from_array(bias.astype(np.float32), f"{tag}_b")
-        inits.extend([w, b])
-        nodes.append(
-            helper.make_node(
-                "Conv",
-                ["input.1", w.name, b.name],
-                [f"{tag}_conv"],
-                name=f"conv_{tag}",
-                kernel_shape=[1, 1],
-                strides=[stride, stride],
-            )
-        )
-        cur = f"{tag}_conv"
-        if const is not None:
-            k = numpy_helper.from_array(const.astype(np.float32), f"{tag}_map")
-            inits.append(k)
-            nodes.append(helper.make_node("Add", [cur, k.name], [f"{tag}_add"], name=f"add_{tag}"))
-            cur = f"{tag}_add"
-        if kind == "score":
-            nodes.append(helper.make_node("Sigmoid", [cur], [f"{tag}_sig"], name=f"sigmoid_{tag}"))
-            cur = f"{tag}_sig"
-        nodes.append(helper.make_node("Transpose", [cur], [f"{tag}_nhwc"], name=f"transpose_{tag}", perm=[0, 2, 3, 1]))
-        shape = numpy_helper.from_array(np.array([-1, channels_per_anchor], np.int64), f"{tag}_shape")
-        inits.append(shape)
-        nodes.append(helper.make_node("Reshape", [f"{tag}_nhwc", shape.name], [tag], name=f"reshape_{tag}"))
-        side = DET_SIZE // stride
-        outputs[kind].append(
-            helper.make_tensor_value_info(tag, TensorProto.FLOAT, [side * side * _ANCHORS, channels_per_anchor])
-        )
+    g = dict(helper=helper, numpy_helper=numpy_helper, TensorProto=TensorProto, nodes=nodes, inits=inits, outputs=outputs)
 
     size = boxes[0][2] - boxes[0][0] if boxes else 100.0
     half = size / 2.0
@@ -130,10 +136,10 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
             for x0, y0, x1, y1 in boxes:
                 cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
                 logits[0, 0, int(cy) // stride, int(cx) // stride] = face_logit
-        add_head("score", stride, 1, np.zeros(_ANCHORS), logits)
+        _add_head(g, "score", stride, 1, np.zeros(_ANCHORS), logits)
         # SCRFD multiplies bbox/kps predictions by the stride; distances are (left, top, right, bottom).
-        add_head("bbox", stride, 4, np.tile(np.full(4, half / stride), _ANCHORS), None)
-        add_head("kps", stride, 10, np.tile(kps_rel.reshape(-1) / stride, _ANCHORS), None)
+        _add_head(g, "bbox", stride, 4, np.tile(np.full(4, half / stride), _ANCHORS), None)
+        _add_head(g, "kps", stride, 10, np.tile(kps_rel.reshape(-1) / stride, _ANCHORS), None)
 
     graph = helper.make_graph(
         nodes, "tiny_scrfd", [x], outputs["score"] + outputs["bbox"] + outputs["kps"], initializer=inits

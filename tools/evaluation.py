@@ -24,16 +24,20 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..common.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
+from ..common.images import list_images, load_image
+from ..common.numbers import format_cell
 from ..face.errors import FaceError, NoFaceError
 from ..face.judge import FaceJudge, FaceRecord, select_faces
 from ..face.metrics import METRICS, delta_id, face_embed_distance, identity_similarity, reference_embedding
-from ..face.regions import REGION_NAMES, AlignedFace, align_and_parse, compare_regions, region_columns
+from ..face.regions import AlignedFace, align_and_parse, compare_regions, region_columns
 from ..face.report import enhancement_report
+from .eval_inputs import BASELINE_GROUP, REFERENCE_DIRS, EvalItem, build_items, discover, read_items_csv
+from .eval_summary import summarize
 
 logger = logging.getLogger(__name__)
 
@@ -56,186 +60,6 @@ __all__ = [
     "summarize",
     "write_rows_csv",
 ]
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-REFERENCE_DIRS = ("reference", "references", "ref")
-PAIRS_GROUP = "pairs"
-GENERATED_GROUP = "generated"
-BASELINE_GROUP = "baseline"
-
-
-@dataclass(frozen=True)
-class EvalItem:
-    """One thing to score: ``image`` (the after or generated image) against ``reference`` (one or more photos);
-    ``before`` is set for a before/after pair."""
-
-    name: str
-    group: str
-    reference: tuple[Path, ...]
-    image: Path
-    before: Path | None = None
-
-    @property
-    def kind(self) -> str:
-        return "pair" if self.before is not None else "generated"
-
-
-# ------------------------------------------------------------------------------------------------ input
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (by extension, case-insensitive), sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FaceError(f"{folder} is not a folder: give a folder of images")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def load_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, EXIF orientation applied (as ComfyUI's LoadImage does); the file is only read."""
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB")).copy()
-    except FileNotFoundError as exc:
-        raise FaceError(f"image {path} does not exist: check the path") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise FaceError(f"image {path} cannot be read ({exc}): re-save it as PNG or JPEG") from exc
-
-
-def _by_stem(paths: Sequence[Path], folder: Path) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in out:
-            raise FaceError(
-                f"{folder} has two images named {p.stem!r} ({out[p.stem].name}, {p.name}): pairs are matched by "
-                "file name without extension, so rename one"
-            )
-        out[p.stem] = p
-    return out
-
-
-def _reference_set(paths: Iterable[Path]) -> tuple[Path, ...]:
-    refs: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            refs.extend(list_images(p))
-        elif p.is_file():
-            refs.append(p)
-        else:
-            raise FaceError(f"reference {p} does not exist: give photos of the person or a folder of them")
-    if not refs:
-        raise FaceError(f"no reference image found in {', '.join(str(p) for p in paths)}: add photos of the person")
-    return tuple(dict.fromkeys(refs))
-
-
-def build_items(
-    reference: Sequence[Path],
-    *,
-    before: Path | None = None,
-    after: Path | None = None,
-    generated: Sequence[Path] = (),
-) -> list[EvalItem]:
-    """Items from explicit folders: pairs matched by stem between ``before`` and ``after``; each ``generated``
-    folder gives its loose images as one group (named after the folder, "generated" when it is called that)
-    and each image-holding sub-folder as another."""
-    refs = _reference_set(reference)
-    items: list[EvalItem] = []
-    if (before is None) != (after is None):
-        raise FaceError("give both a before and an after folder (pairs are matched by file name), or neither")
-    if before is not None and after is not None:
-        b = _by_stem(list_images(before), Path(before))
-        a = _by_stem(list_images(after), Path(after))
-        missing_a, missing_b = sorted(set(b) - set(a)), sorted(set(a) - set(b))
-        if missing_a or missing_b:
-            parts = []
-            if missing_a:
-                parts.append(f"in {before} but not in {after}: {', '.join(missing_a[:5])}")
-            if missing_b:
-                parts.append(f"in {after} but not in {before}: {', '.join(missing_b[:5])}")
-            raise FaceError(f"before/after images must pair up by name; unmatched {'; '.join(parts)}")
-        if not b:
-            raise FaceError(f"no images in {before} and {after}: add before/after pairs with matching names")
-        items += [EvalItem(stem, PAIRS_GROUP, refs, a[stem], b[stem]) for stem in sorted(b)]
-    for folder in generated:
-        folder = Path(folder)
-        loose = list_images(folder)
-        group = GENERATED_GROUP if folder.name == GENERATED_GROUP else folder.name
-        items += [EvalItem(p.stem, group, refs, p) for p in loose]
-        for sub in sorted(d for d in folder.iterdir() if d.is_dir()):
-            items += [EvalItem(p.stem, sub.name, refs, p) for p in list_images(sub)]
-    if not items:
-        raise FaceError("nothing to score: give before/after folders or a generated folder with images")
-    return items
-
-
-def read_items_csv(path: Path) -> list[EvalItem]:
-    """Items from a CSV (see the module docstring for its columns)."""
-    path = Path(path)
-    base = path.parent
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise FaceError(f"cannot read the CSV {path} ({exc}): give a UTF-8 CSV with a header row") from exc
-    if not rows:
-        raise FaceError(f"{path} has no data rows: add one row per image to score")
-    header = {k.strip().lower(): k for k in rows[0] if k is not None}
-    image_col = next((header[c] for c in ("after", "generated", "image") if c in header), None)
-    if "reference" not in header or image_col is None:
-        raise FaceError(
-            f"{path} needs the columns 'reference' and 'after' (or 'generated'); found {', '.join(header) or 'none'}"
-        )
-
-    def resolve(cell: str) -> Path:
-        p = Path(cell.strip()).expanduser()
-        return p if p.is_absolute() else base / p
-
-    items = []
-    for i, row in enumerate(rows, start=2):  # line 1 is the header
-        ref_cell = (row.get(header["reference"]) or "").strip()
-        img_cell = (row.get(image_col) or "").strip()
-        if not ref_cell or not img_cell:
-            raise FaceError(f"{path} line {i}: 'reference' and '{image_col}' must not be empty")
-        refs = _reference_set(resolve(c) for c in ref_cell.split(";") if c.strip())
-        image = resolve(img_cell)
-        before_cell = (row.get(header["before"]) or "").strip() if "before" in header else ""
-        before = resolve(before_cell) if before_cell else None
-        for p in (image, before):
-            if p is not None and not p.is_file():
-                raise FaceError(f"{path} line {i}: {p} does not exist")
-        default_group = PAIRS_GROUP if before is not None else GENERATED_GROUP
-        group = (row.get(header["group"]) or "").strip() if "group" in header else ""
-        name = (row.get(header["name"]) or "").strip() if "name" in header else ""
-        items.append(EvalItem(name or image.stem, group or default_group, refs, image, before))
-    return items
-
-
-def discover(root: Path) -> list[EvalItem]:
-    """Items from a CSV file or a folder laid out as described in the module docstring."""
-    root = Path(root)
-    if root.is_file():
-        if root.suffix.lower() != ".csv":
-            raise FaceError(f"{root} is a file but not a .csv: give a CSV or a folder with reference/ inside")
-        return read_items_csv(root)
-    if not root.is_dir():
-        raise FaceError(f"{root} does not exist: give a folder (with reference/ and after/ or generated/) or a CSV")
-    ref_dir = next((root / d for d in REFERENCE_DIRS if (root / d).is_dir()), None)
-    if ref_dir is None:
-        raise FaceError(
-            f"{root} has no reference folder: put photos of the person in {root / 'reference'} (or pass --reference)"
-        )
-    before, after, gen = root / "before", root / "after", root / GENERATED_GROUP
-    has_pairs = before.is_dir() or after.is_dir()
-    if not has_pairs and not gen.is_dir():
-        raise FaceError(f"{root} has neither before/ + after/ nor generated/: add the images to score there")
-    return build_items(
-        [ref_dir],
-        before=before if has_pairs else None,
-        after=after if has_pairs else None,
-        generated=[gen] if gen.is_dir() else [],
-    )
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -505,111 +329,7 @@ def baseline_rows(
     return rows
 
 
-# ---------------------------------------------------------------------------------------------- summary
-
-
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    """mean, median, std (population, ddof=0: the spread of these scores, not an estimate), min, max."""
-    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
-    if v.size == 0:
-        return {k: math.nan for k in ("mean", "median", "std", "min", "max")}
-    return {
-        "mean": float(v.mean()),
-        "median": float(np.median(v)),
-        "std": float(v.std()),
-        "min": float(v.min()),
-        "max": float(v.max()),
-    }
-
-
-def _rate(flags: Sequence[bool], n: int) -> float:
-    return float(sum(bool(f) for f in flags)) / n if n else math.nan
-
-
-def _group_summary(
-    rows: Sequence[dict[str, Any]], user_threshold: float | None, baseline_min: float | None
-) -> dict[str, Any]:
-    n = len(rows)
-    faced = [r for r in rows if not r["no_face"]]
-    cos = [r["cosine"] for r in faced]
-    out: dict[str, Any] = {
-        "n": n,
-        "n_face": len(faced),
-        "no_face_rate": _rate([r["no_face"] for r in rows], n),
-        "cosine": _stats(cos),
-        "normalized": _stats([r["normalized"] for r in faced]),
-        # shares are over ALL rows: an image without a face does not count as a match
-        "same_person_rate": _rate([r["same_person"] for r in rows], n),
-        "above_user_threshold_rate": (
-            math.nan if user_threshold is None else _rate([r["cosine"] >= user_threshold for r in faced], n)
-        ),
-        "within_baseline_rate": (
-            math.nan if baseline_min is None else _rate([r["cosine"] >= baseline_min for r in faced], n)
-        ),
-    }
-    pairs = [r for r in rows if r["kind"] == "pair"]
-    if pairs:
-        both = [r for r in pairs if not r["no_face"] and not r["no_face_before"]]
-        out["pairs"] = {
-            "n": len(pairs),
-            "no_face_before_rate": _rate([r["no_face_before"] for r in pairs], len(pairs)),
-            "cosine_before": _stats([r["cosine_before"] for r in pairs if not r["no_face_before"]]),
-            "delta_id": _stats([r["delta_id"] for r in both]),
-            # improved = delta_id > 0 among pairs with a face on both sides
-            "improved_rate": _rate([r["delta_id"] > 0 for r in both], len(both)),
-            "ssim_outside": _stats([r["ssim_outside"] for r in pairs]),
-            "psnr_outside_median": float(
-                np.median([r["psnr_outside"] for r in pairs if not math.isnan(r["psnr_outside"])])
-            )
-            if any(not math.isnan(r["psnr_outside"]) for r in pairs)
-            else math.nan,
-        }
-    if rows and "region_face" in rows[0]:
-        out["regions"] = {name: _stats([r[f"region_{name}"] for r in faced])["mean"] for name in REGION_NAMES}
-    return out
-
-
-def summarize(rows: Sequence[dict[str, Any]], *, user_threshold: float | None = None) -> dict[str, Any]:
-    """Summary per group, over all scored rows ("all") and for the real-vs-real baseline.
-
-    Per group: n, no-face rate, cosine mean/median/std/min/max and normalised distance over the images WITH a
-    face; shares over ALL images (a missing face never counts as a pass): same-person (distance < threshold),
-    cosine >= ``user_threshold``, and cosine >= the baseline's lowest real-vs-real cosine. Pairs add the before
-    cosine, delta ID (mean/median/std, share improved) and outside-mask SSIM/PSNR.
-    """
-    scored = [r for r in rows if r["kind"] != "baseline"]
-    base = [r for r in rows if r["kind"] == "baseline"]
-    base_cos = [r["cosine"] for r in base if not r["no_face"]]
-    baseline_min = min(base_cos) if base_cos else None
-    groups: dict[str, list] = {}
-    for r in scored:
-        groups.setdefault(r["group"], []).append(r)
-    first = rows[0] if rows else {}
-    summary: dict[str, Any] = {
-        "judge": first.get("judge"),
-        "metric": first.get("metric"),
-        "threshold": first.get("threshold"),
-        "user_threshold": user_threshold,
-        "groups": {g: _group_summary(rs, user_threshold, baseline_min) for g, rs in groups.items()},
-        "all": _group_summary(scored, user_threshold, baseline_min) if scored else None,
-        "baseline": _group_summary(base, user_threshold, None) if base else None,
-    }
-    return summary
-
-
 # ----------------------------------------------------------------------------------------------- output
-
-
-def format_cell(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return ""
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    return "" if v is None else str(v)
 
 
 def write_rows_csv(rows: Sequence[dict[str, Any]], path: Path, cols: Sequence[str]) -> None:

@@ -65,6 +65,26 @@ def _finite(values: Sequence[Any]) -> list[float]:
 # ------------------------------------------------------------------------------------------------- figure
 
 
+def _pairs_panel(ax: Any, pairs: Sequence[dict[str, Any]], base: list[float], same_person_cosine: float | None) -> None:
+    """Left panel: one line per pair from its before cosine to its after cosine (green when closer)."""
+    for r in pairs:
+        b, a = r["cosine_before"], r["cosine"]
+        if not (isinstance(b, float) and isinstance(a, float) and math.isfinite(b) and math.isfinite(a)):
+            continue
+        colour = "#2ca02c" if a > b else ("#d62728" if a < b else "#7f7f7f")
+        ax.plot([0, 1], [b, a], "-o", color=colour, alpha=0.8, lw=1.5, ms=4)
+    if base:
+        ax.axhspan(min(base), max(base), color="#bbbbbb", alpha=0.35, lw=0, label="real vs real range")
+    if same_person_cosine is not None:
+        ax.axhline(same_person_cosine, color="k", ls="--", lw=1, label="same-person threshold")
+    ax.set_xticks([0, 1], ["before", "after"])
+    ax.set_xlim(-0.25, 1.25)
+    ax.set_ylabel("cosine similarity to the reference")
+    ax.set_title(f"before -> after per pair (n={len(pairs)}; green = closer)")
+    if base or same_person_cosine is not None:
+        ax.legend(loc="lower right", fontsize=8)
+
+
 def eval_figure(
     rows: Sequence[dict[str, Any]],
     path: Path,
@@ -85,23 +105,7 @@ def eval_figure(
     axes = fig.subplots(1, 2) if pairs else [fig.subplots(1, 1)]
     judge = rows[0]["judge"] if rows else "?"
     if pairs:
-        ax = axes[0]
-        for r in pairs:
-            b, a = r["cosine_before"], r["cosine"]
-            if not (isinstance(b, float) and isinstance(a, float) and math.isfinite(b) and math.isfinite(a)):
-                continue
-            colour = "#2ca02c" if a > b else ("#d62728" if a < b else "#7f7f7f")
-            ax.plot([0, 1], [b, a], "-o", color=colour, alpha=0.8, lw=1.5, ms=4)
-        if base:
-            ax.axhspan(min(base), max(base), color="#bbbbbb", alpha=0.35, lw=0, label="real vs real range")
-        if same_person_cosine is not None:
-            ax.axhline(same_person_cosine, color="k", ls="--", lw=1, label="same-person threshold")
-        ax.set_xticks([0, 1], ["before", "after"])
-        ax.set_xlim(-0.25, 1.25)
-        ax.set_ylabel("cosine similarity to the reference")
-        ax.set_title(f"before -> after per pair (n={len(pairs)}; green = closer)")
-        if base or same_person_cosine is not None:
-            ax.legend(loc="lower right", fontsize=8)
+        _pairs_panel(axes[0], pairs, base, same_person_cosine)
     ax = axes[-1]
     groups: dict[str, list[float]] = {}
     for r in scored:

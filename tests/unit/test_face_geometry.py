@@ -8,19 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from likeness.face.geometry import (
-    CropData,
-    _lab_to_srgb,
-    _srgb_to_lab,
-    crop_box,
-    crop_faces,
-    ellipse_mask,
-    eye_angle,
-    feather_mask,
-    paste_back,
-    paste_back_many,
-    working_size,
-)
+from likeness.face.colour import _lab_to_srgb, _srgb_to_lab
+from likeness.face.crop import crop_faces
+from likeness.face.geometry import CropData, crop_box, eye_angle, working_size
+from likeness.face.masks import ellipse_mask, feather_mask
+from likeness.face.paste import paste_back, paste_back_many
 
 H, W = 96, 128
 
