@@ -33,6 +33,7 @@ from typing import Any, Iterator
 from .. import contract as C
 from ..contract import MODEL_FILES
 from .api import ComfyClient, ComfyError, PromptRejected, ServerUnavailable
+from .extras import DEMO_EXTRAS, missing_extras
 from .jobs import JobRunner, job_key, safe_upload_name
 from .journal import Journal, JournalError
 from .params import fill
@@ -502,6 +503,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.server and (missing := missing_extras(DEMO_EXTRAS)):  # the embedded server runs on this Python
+        raise UsageError(missing)
     args.ref = [str(EXAMPLES / "reference.png")]
     args.target = str(EXAMPLES / "target_drifted.png")
     args.name = "demo"

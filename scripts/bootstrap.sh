@@ -21,13 +21,17 @@ fi
 COMFYUI_DIR="$(cd "$_root" && "$PY" -m likeness.client.provision --print-path 2>/dev/null)"
 export LIKENESS_COMFYUI="$COMFYUI_DIR"
 
-_extras="$(cd "$_root" && "$PY" - <<'PYEOF'
-import tomllib
-p = tomllib.load(open("pyproject.toml", "rb"))["project"]
-extra = p["optional-dependencies"]
-print("\n".join(extra["test"] + extra["dlib"] + extra["insightface"]))  # insightface + onnxruntime: never required
+# The extras to install: the demo needs only the runtime requirements plus insightface (+ ONNX Runtime) and dlib
+# (README "Two commands"); the tests and scripts/likeness (eval figures, --ray) get the test extra as well.
+_extras_for() {
+  (cd "$_root" && "$PY" - "$@" <<'PYEOF'
+import sys, tomllib
+extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]
+print("\n".join(r for name in sys.argv[1:] for r in extra[name]))  # insightface + onnxruntime: never required
 PYEOF
-)"
+  )
+}
+_extras="$(_extras_for test dlib insightface)"
 # torch: a CPU-capable build that works beside PyPI's torchvision here (see README, "Requirements").
 case "$(uname -m)" in
   aarch64|arm64) _torch="torch==2.9.1 torchvision==0.24.1" ;;
@@ -35,7 +39,14 @@ case "$(uname -m)" in
 esac
 _stamp_in="$(printf '%s\n' "$_torch" "$_extras"; cat "$_root/requirements.txt"; (cd "$_root" && "$PY" -m likeness.client.provision --requirements 2>/dev/null))"
 _stamp="$(printf '%s' "$_stamp_in" | sha256sum | cut -c1-16)"
-if [ "$(cat "$_venv/.likeness-stamp" 2>/dev/null)" != "$_stamp" ]; then
+_have="$(cat "$_venv/.likeness-stamp" 2>/dev/null || true)"
+if [ "$(basename -- "$0")" = demo.sh ] && [ "$_have" != "$_stamp" ]; then
+  # The full set's stamp also satisfies the demo; otherwise install only what the demo needs.
+  _extras="$(_extras_for dlib insightface)"
+  _stamp_in="$(printf '%s\n' "$_torch" "$_extras"; cat "$_root/requirements.txt"; (cd "$_root" && "$PY" -m likeness.client.provision --requirements 2>/dev/null))"
+  _stamp="$(printf '%s' "$_stamp_in" | sha256sum | cut -c1-16)"
+fi
+if [ "$_have" != "$_stamp" ]; then
   echo "[bootstrap] installing packages into $_venv (first run: several minutes)" >&2
   "$PY" -m pip install -q --disable-pip-version-check $_torch >&2
   (cd "$_root" && "$PY" -m likeness.client.provision --requirements 2>/dev/null) > "$LIKENESS_CACHE/comfyui-requirements.txt"

@@ -14,6 +14,9 @@ requested face is one anchor (stride 16) with a high score; every other anchor h
 so ``faces=0`` gives zero detections.
 
 Recogniser (ArcFace-style: square 112x112 input): AvgPool(16) -> Flatten -> Gemm(147 -> 512).
+
+The files are written by our own ONNX encoder (``onnx_proto``), so the demo needs no ``onnx`` package; the
+graphs are built through a writer object, and the unit tests pass an ``onnx``-backed one to prove the bytes equal.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .onnx_proto import ProtoWriter
+
 __all__ = [
+    "build_detector",
+    "build_recognizer",
     "DET_SIZE",
     "write_tiny_detector",
     "write_tiny_recognizer",
@@ -42,8 +49,7 @@ _TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float32,
 )
-_OPSET = 13
-_IR_VERSION = 8
+_MODEL_META = dict(opset=13, ir_version=8, producer="likeness-tests")
 
 
 def face_boxes_in_det_frame(faces: int, box_size: float | None = None) -> list[tuple[float, float, float, float]]:
@@ -63,54 +69,31 @@ def face_boxes_in_det_frame(faces: int, box_size: float | None = None) -> list[t
     return boxes
 
 
-def _helpers():
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    return onnx, TensorProto, helper, numpy_helper
-
-
-def _add_head(g: dict, kind: str, stride: int, channels_per_anchor: int, bias: np.ndarray, const: np.ndarray | None) -> None:
+def _add_head(w, g: dict, kind: str, stride: int, channels_per_anchor: int, bias: np.ndarray, const: np.ndarray | None) -> None:
     """One SCRFD output head (score, bbox or kps at one stride) as a zero 1x1 conv plus constants."""
-    helper, numpy_helper, TensorProto = g["helper"], g["numpy_helper"], g["TensorProto"]
     nodes, inits, outputs = g["nodes"], g["inits"], g["outputs"]
     tag = f"{kind}_{stride}"
     c = channels_per_anchor * _ANCHORS
-    w = numpy_helper.from_array(np.zeros((c, 3, 1, 1), np.float32), f"{tag}_w")
-    b = numpy_helper.from_array(bias.astype(np.float32), f"{tag}_b")
-    inits.extend([w, b])
-    nodes.append(
-        helper.make_node(
-            "Conv",
-            ["input.1", w.name, b.name],
-            [f"{tag}_conv"],
-            name=f"conv_{tag}",
-            kernel_shape=[1, 1],
-            strides=[stride, stride],
-        )
-    )
+    inits += [w.tensor(f"{tag}_w", np.zeros((c, 3, 1, 1), np.float32)), w.tensor(f"{tag}_b", bias.astype(np.float32))]
+    conv = dict(kernel_shape=[1, 1], strides=[stride, stride])
+    nodes.append(w.node("Conv", ["input.1", f"{tag}_w", f"{tag}_b"], [f"{tag}_conv"], f"conv_{tag}", **conv))
     cur = f"{tag}_conv"
     if const is not None:
-        k = numpy_helper.from_array(const.astype(np.float32), f"{tag}_map")
-        inits.append(k)
-        nodes.append(helper.make_node("Add", [cur, k.name], [f"{tag}_add"], name=f"add_{tag}"))
+        inits.append(w.tensor(f"{tag}_map", const.astype(np.float32)))
+        nodes.append(w.node("Add", [cur, f"{tag}_map"], [f"{tag}_add"], f"add_{tag}"))
         cur = f"{tag}_add"
     if kind == "score":
-        nodes.append(helper.make_node("Sigmoid", [cur], [f"{tag}_sig"], name=f"sigmoid_{tag}"))
+        nodes.append(w.node("Sigmoid", [cur], [f"{tag}_sig"], f"sigmoid_{tag}"))
         cur = f"{tag}_sig"
-    nodes.append(helper.make_node("Transpose", [cur], [f"{tag}_nhwc"], name=f"transpose_{tag}", perm=[0, 2, 3, 1]))
-    shape = numpy_helper.from_array(np.array([-1, channels_per_anchor], np.int64), f"{tag}_shape")
-    inits.append(shape)
-    nodes.append(helper.make_node("Reshape", [f"{tag}_nhwc", shape.name], [tag], name=f"reshape_{tag}"))
+    nodes.append(w.node("Transpose", [cur], [f"{tag}_nhwc"], f"transpose_{tag}", perm=[0, 2, 3, 1]))
+    inits.append(w.tensor(f"{tag}_shape", np.array([-1, channels_per_anchor], np.int64)))
+    nodes.append(w.node("Reshape", [f"{tag}_nhwc", f"{tag}_shape"], [tag], f"reshape_{tag}"))
     side = DET_SIZE // stride
-    outputs[kind].append(
-        helper.make_tensor_value_info(tag, TensorProto.FLOAT, [side * side * _ANCHORS, channels_per_anchor])
-    )
+    outputs[kind].append(w.value_info(tag, [side * side * _ANCHORS, channels_per_anchor]))
 
 
-def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, box_size: float | None = None) -> Path:
-    """Write the SCRFD-style stand-in detector that always reports ``faces`` faces (0 for none)."""
-    onnx, TensorProto, helper, numpy_helper = _helpers()
+def build_detector(writer, faces: int = 1, score: float = 0.9, box_size: float | None = None):
+    """The SCRFD-style stand-in detector through ``writer`` (``ProtoWriter`` gives the file's bytes)."""
     if faces < 0 or faces > 8:
         raise ValueError("faces must be between 0 and 8")
     if not 0.5 < score < 1.0:
@@ -118,13 +101,7 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
     boxes = face_boxes_in_det_frame(faces, box_size)
     face_logit = math.log(score / (1.0 - score))
     off_logit = -30.0  # sigmoid(-30) ~ 1e-13: never a detection
-
-    nodes, inits = [], []
-    x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, DET_SIZE, DET_SIZE])
-    outputs = {"score": [], "bbox": [], "kps": []}
-
-    g = dict(helper=helper, numpy_helper=numpy_helper, TensorProto=TensorProto, nodes=nodes, inits=inits, outputs=outputs)
-
+    g = dict(nodes=[], inits=[], outputs={"score": [], "bbox": [], "kps": []})
     size = boxes[0][2] - boxes[0][0] if boxes else 100.0
     half = size / 2.0
     # Landmarks relative to the box centre: the template scaled from 112 px to the box size.
@@ -136,53 +113,51 @@ def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, bo
             for x0, y0, x1, y1 in boxes:
                 cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
                 logits[0, 0, int(cy) // stride, int(cx) // stride] = face_logit
-        _add_head(g, "score", stride, 1, np.zeros(_ANCHORS), logits)
+        _add_head(writer, g, "score", stride, 1, np.zeros(_ANCHORS), logits)
         # SCRFD multiplies bbox/kps predictions by the stride; distances are (left, top, right, bottom).
-        _add_head(g, "bbox", stride, 4, np.tile(np.full(4, half / stride), _ANCHORS), None)
-        _add_head(g, "kps", stride, 10, np.tile(kps_rel.reshape(-1) / stride, _ANCHORS), None)
-
-    graph = helper.make_graph(
-        nodes, "tiny_scrfd", [x], outputs["score"] + outputs["bbox"] + outputs["kps"], initializer=inits
+        _add_head(writer, g, "bbox", stride, 4, np.tile(np.full(4, half / stride), _ANCHORS), None)
+        _add_head(writer, g, "kps", stride, 10, np.tile(kps_rel.reshape(-1) / stride, _ANCHORS), None)
+    outs = g["outputs"]
+    x = writer.value_info("input.1", [1, 3, DET_SIZE, DET_SIZE])
+    return writer.model(
+        "tiny_scrfd", g["nodes"], [x], outs["score"] + outs["bbox"] + outs["kps"], g["inits"], **_MODEL_META
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="likeness-tests")
-    model.ir_version = _IR_VERSION
-    onnx.checker.check_model(model)
+
+
+def build_recognizer(writer, dim: int = 512, seed: int = 0):
+    """The ArcFace-style stand-in recogniser through ``writer``: 112x112 RGB crop -> ``dim`` floats."""
+    rng = np.random.default_rng(seed)
+    feats = 3 * 7 * 7
+    w = (rng.standard_normal((dim, feats)) / math.sqrt(feats)).astype(np.float32)
+    b = (rng.standard_normal(dim) * 0.01).astype(np.float32)
+    # Node names must not start with "Sub"/"Mul": insightface reads those as an mxnet graph with built-in
+    # normalisation and would then feed 0..255 pixels instead of (x - 127.5) / 127.5.
+    nodes = [
+        writer.node("AveragePool", ["input.1"], ["pooled"], "avgpool", kernel_shape=[16, 16], strides=[16, 16]),
+        writer.node("Flatten", ["pooled"], ["flat"], "flatten", axis=1),
+        writer.node("Gemm", ["flat", "fc_w", "fc_b"], ["embedding"], "fc", transB=1),
+    ]
+    inputs = [writer.value_info("input.1", ["batch", 3, 112, 112])]
+    outputs = [writer.value_info("embedding", ["batch", dim])]
+    inits = [writer.tensor("fc_w", w), writer.tensor("fc_b", b)]
+    return writer.model("tiny_arcface", nodes, inputs, outputs, inits, **_MODEL_META)
+
+
+def _write(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    path.write_bytes(data)
     return path
+
+
+def write_tiny_detector(path: str | Path, faces: int = 1, score: float = 0.9, box_size: float | None = None) -> Path:
+    """Write the SCRFD-style stand-in detector that always reports ``faces`` faces (0 for none)."""
+    return _write(path, build_detector(ProtoWriter(), faces=faces, score=score, box_size=box_size))
 
 
 def write_tiny_recognizer(path: str | Path, dim: int = 512, seed: int = 0) -> Path:
     """Write the ArcFace-style stand-in recogniser: 112x112 RGB crop -> ``dim`` floats (random projection)."""
-    onnx, TensorProto, helper, numpy_helper = _helpers()
-    rng = np.random.default_rng(seed)
-    feats = 3 * 7 * 7
-    w = numpy_helper.from_array((rng.standard_normal((dim, feats)) / math.sqrt(feats)).astype(np.float32), "fc_w")
-    b = numpy_helper.from_array((rng.standard_normal(dim) * 0.01).astype(np.float32), "fc_b")
-    # Node names must not start with "Sub"/"Mul": insightface reads those as an mxnet graph with built-in
-    # normalisation and would then feed 0..255 pixels instead of (x - 127.5) / 127.5.
-    nodes = [
-        helper.make_node(
-            "AveragePool", ["input.1"], ["pooled"], name="avgpool", kernel_shape=[16, 16], strides=[16, 16]
-        ),
-        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten", axis=1),
-        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["embedding"], name="fc", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_arcface",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["batch", 3, 112, 112])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
-        initializer=[w, b],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="likeness-tests")
-    model.ir_version = _IR_VERSION
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return _write(path, build_recognizer(ProtoWriter(), dim=dim, seed=seed))
 
 
 def write_tiny_insightface(
