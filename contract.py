@@ -16,6 +16,8 @@ TARGET = "Target image"
 ENHANCED = "Enhanced image"
 POSE = "Pose image"
 CAPTION = "Caption"
+PROMPT_USED = "Prompt used"  # core Preview as Text after each Caption: /history outputs[id]["text"] = [prompt]
+ENHANCEMENT_REPORT = "Enhancement report"
 PROMPT = "Prompt"
 SAMPLER = "Sampler"
 APPLY_PULID = "Apply PuLID-Flux"
@@ -70,9 +72,15 @@ WORKFLOW_MULTI_ID = "likeness_multi_id"  # two masked Apply PuLID-Flux nodes: tw
 WORKFLOW_ENHANCE_KONTEXT = "likeness_enhance_kontext"  # FLUX.1 Kontext edit of the target + PuLID
 WORKFLOW_ENHANCE_FLUX2 = "likeness_enhance_flux2"  # FLUX.2 reference latents on the face crop, pasted back
 
+# -- the subgraph blueprints (subgraphs/<name>.json; the editor shows the file name as the node's name) ------
+BLUEPRINT_ENHANCE_WHOLE = "Likeness - Enhance face (whole image)"
+BLUEPRINT_ENHANCE_CROP = "Likeness - Enhance faces (crop and paste)"
+BLUEPRINT_SCORE = "Likeness - Score identity"
+
 # -- /history: what the nodes publish under outputs[node_id] ------------------------------------------------
 HISTORY_FACE_DISTANCE = "likeness_face_distance"  # Face Embed Distance: one record per image
 HISTORY_REPORT = "likeness_report"  # Enhancement Report: one row
+HISTORY_TEXT = "text"  # Caption and Prompt used: the prompt as used, one string
 # The Enhancement Report row's fields that a result row carries.
 REPORT_FIELDS = (
     "cos_before", "cos_after", "delta_id", "ssim_outside", "psnr_outside", "lpips_outside",

@@ -47,7 +47,7 @@ from .workflow_format import load_workflow
 
 log = logging.getLogger("likeness")
 
-EXAMPLES = PACK_DIR / "examples"
+EXAMPLES = PACK_DIR / "demo"  # not examples/: ComfyUI would serve it in place of workflows/ as the templates
 
 
 # -- inputs ------------------------------------------------------------------------------------------------

@@ -77,3 +77,23 @@ if [ "$_want_browser" = 1 ] && [ "${LIKENESS_NO_BROWSER:-0}" != 1 ] && [ ! -x /u
     export LIKENESS_NO_BROWSER_REASON="scripts/bootstrap.sh found no apt-get to install Debian's chromium (/usr/bin/chromium)"
   fi
 fi
+
+# Second frontend for tests/server/test_browser_blueprints.py (tests only, like Chromium above): today's editor (served with --front-end-root) beside
+# the 1.32.9 that ComfyUI pins. --target keeps it out of the venv, whose pinned package it would replace.
+_fe="$LIKENESS_CACHE/frontend-1.58.1"
+if [ "$_want_browser" = 1 ] && [ ! -f "$_fe/comfyui_frontend_package/static/index.html" ]; then
+  echo "[bootstrap] installing comfyui-frontend-package 1.58.1 into $_fe" >&2
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps --target "$_fe" comfyui-frontend-package==1.58.1 >&2
+fi
+
+# Workflow linters for tests/server/test_lint_tools.py, each in its own virtualenv (their dependencies stay out of
+# the test venv).
+for _tool in comfy-lint==0.1.0 comfy-draftsman==0.25.3; do
+  _tdir="$LIKENESS_CACHE/tools/${_tool%%==*}"
+  [ "$_want_browser" = 1 ] || break  # test tools: not for the demo
+  if [ ! -x "$_tdir/bin/python" ] || ! "$_tdir/bin/python" -m pip show -q "${_tool%%==*}" >/dev/null 2>&1; then
+    echo "[bootstrap] installing $_tool into $_tdir" >&2
+    "$_base_py" -m venv "$_tdir"
+    "$_tdir/bin/python" -m pip install -q --disable-pip-version-check "$_tool" >&2
+  fi
+done

@@ -29,7 +29,7 @@ def main(root: str) -> None:
     Image.fromarray(a).save(out / "reference/astronaut.png")
     Image.fromarray(a[:, ::-1].copy()).save(out / "reference/astronaut_mirror.png")
     Image.fromarray(a).resize((384, 384)).resize((512, 512)).save(out / "reference/astronaut_soft.png")
-    Image.open(Path(__file__).resolve().parents[1] / "examples/target_drifted.png").save(out / "before/drifted.png")
+    Image.open(Path(__file__).resolve().parents[1] / "demo/target_drifted.png").save(out / "before/drifted.png")
     Image.fromarray(a).filter(ImageFilter.UnsharpMask(1, 40)).save(out / "after/drifted.png")
     pix = a.copy()
     pix[y0:y1, x0:x1] = np.asarray(Image.fromarray(a[y0:y1, x0:x1]).resize((12, 12)).resize((x1 - x0, y1 - y0), Image.NEAREST))

@@ -25,7 +25,7 @@ def drifted(img: np.ndarray) -> np.ndarray:
     return np.clip(warm, 0, 255).astype(np.uint8)
 
 
-def main(out_dir: str = "examples") -> None:
+def main(out_dir: str = "demo") -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     img = data.astronaut()

@@ -1,4 +1,7 @@
-"""Draw a PNG thumbnail beside each UI workflow in workflows/ (same name, .png), from the JSON alone.
+"""Draw a JPEG thumbnail beside each UI workflow in workflows/ (same name, .jpg), from the JSON alone.
+
+The editor's template browser shows ``/api/workflow_templates/<pack>/<name>.jpg`` as a custom pack's template
+thumbnail (comfyui-frontend-package 1.32.9 and 1.58.1 both ask for .jpg), so the thumbnails are JPEG.
 
 Group frames, node boxes at their saved pos/size with title bars and socket names, and links as curves
 coloured by type, roughly as the ComfyUI editor draws them. A browser screenshot may replace these later.
@@ -104,42 +107,48 @@ def render(ui: dict, width: int = 1600, scale: float = 1.0) -> Image.Image:
         draw.line(pts, fill=col + (200,), width=max(1, int(2.5 * ss)), joint="curve")
 
     for n in ui["nodes"]:
-        x, y = n["pos"]
-        w, h = n["size"]
-        mode = n.get("mode", 0)
-        bg = BYPASS_BG if mode == 4 else _rgb(n.get("bgcolor"), NODE_BG)
-        tc = _rgb(n.get("color"), NODE_TITLE)
-        alpha = int(255 * (MUTED_ALPHA if mode == 2 else 1.0))
-        r = int(8 * ss)
-        draw.rounded_rectangle([P(x, y - TITLE_H), P(x + w, y + h)], radius=r, fill=bg + (alpha,), outline=(0, 0, 0, 255))
-        draw.rounded_rectangle([P(x, y - TITLE_H), P(x + w, y)], radius=r, fill=tc + (alpha,))
-        draw.ellipse([P(x + 10, y - 20), P(x + 20, y - 10)], fill=(160, 160, 160))
-        title = n.get("title") or n["type"]
-        draw.text(P(x + 28, y - 24), _fit(draw, title, f_title, (w - 36) * ss), font=f_title, fill=(230, 230, 230))
-        if n["type"] in ("Note", "MarkdownNote"):
-            text = (n.get("widgets_values") or [""])[0]
-            _wrap_text(draw, text, f_slot, P(x + 8, y + 6), (w - 16) * ss, (h - 12) * ss)
-            continue
-        for i, s in enumerate(n.get("inputs") or []):
-            cx, cy = P(*in_pos(n, i))
-            col = LINK_COLORS.get(str(s.get("type")), OTHER_LINK)
-            draw.ellipse([cx - 5 * ss, cy - 5 * ss, cx + 5 * ss, cy + 5 * ss], fill=col if s.get("link") else None, outline=col)
-            draw.text((cx + 10 * ss, cy - 8 * ss), s["name"], font=f_slot, fill=(200, 200, 200))
-        for i, s in enumerate(n.get("outputs") or []):
-            cx, cy = P(*out_pos(n, i))
-            col = LINK_COLORS.get(str(s.get("type")), OTHER_LINK)
-            draw.ellipse([cx - 5 * ss, cy - 5 * ss, cx + 5 * ss, cy + 5 * ss], fill=col if s.get("links") else None, outline=col)
-            tw = draw.textlength(s["name"], font=f_slot)
-            draw.text((cx - 10 * ss - tw, cy - 8 * ss), s["name"], font=f_slot, fill=(200, 200, 200))
-        rows = max(len(n.get("inputs") or []), len(n.get("outputs") or []))
-        wy = y + rows * SLOT_H + 6
-        for v in _shown_values(n):
-            if wy + 20 > y + h:
-                break
-            draw.rounded_rectangle([P(x + 10, wy), P(x + w - 10, wy + 18)], radius=int(6 * ss), fill=(34, 34, 34))
-            draw.text(P(x + 18, wy + 2), _fit(draw, str(v), f_slot, (w - 36) * ss), font=f_slot, fill=(170, 170, 170))
-            wy += 24
+        _draw_node(draw, n, P, (f_title, f_slot), ss, in_pos, out_pos)
     return img.resize((width, int(img.height * width / img.width)), Image.LANCZOS)
+
+
+def _draw_node(draw, n: dict, P, fonts, ss: float, in_pos, out_pos) -> None:
+    """One node box: title bar, sockets with their names, and the first widget values that fit."""
+    f_title, f_slot = fonts
+    x, y = n["pos"]
+    w, h = n["size"]
+    mode = n.get("mode", 0)
+    bg = BYPASS_BG if mode == 4 else _rgb(n.get("bgcolor"), NODE_BG)
+    tc = _rgb(n.get("color"), NODE_TITLE)
+    alpha = int(255 * (MUTED_ALPHA if mode == 2 else 1.0))
+    r = int(8 * ss)
+    draw.rounded_rectangle([P(x, y - TITLE_H), P(x + w, y + h)], radius=r, fill=bg + (alpha,), outline=(0, 0, 0, 255))
+    draw.rounded_rectangle([P(x, y - TITLE_H), P(x + w, y)], radius=r, fill=tc + (alpha,))
+    draw.ellipse([P(x + 10, y - 20), P(x + 20, y - 10)], fill=(160, 160, 160))
+    title = n.get("title") or n["type"]
+    draw.text(P(x + 28, y - 24), _fit(draw, title, f_title, (w - 36) * ss), font=f_title, fill=(230, 230, 230))
+    if n["type"] in ("Note", "MarkdownNote"):
+        text = (n.get("widgets_values") or [""])[0]
+        _wrap_text(draw, text, f_slot, P(x + 8, y + 6), (w - 16) * ss, (h - 12) * ss)
+        return
+    for i, s in enumerate(n.get("inputs") or []):
+        cx, cy = P(*in_pos(n, i))
+        col = LINK_COLORS.get(str(s.get("type")), OTHER_LINK)
+        draw.ellipse([cx - 5 * ss, cy - 5 * ss, cx + 5 * ss, cy + 5 * ss], fill=col if s.get("link") else None, outline=col)
+        draw.text((cx + 10 * ss, cy - 8 * ss), s["name"], font=f_slot, fill=(200, 200, 200))
+    for i, s in enumerate(n.get("outputs") or []):
+        cx, cy = P(*out_pos(n, i))
+        col = LINK_COLORS.get(str(s.get("type")), OTHER_LINK)
+        draw.ellipse([cx - 5 * ss, cy - 5 * ss, cx + 5 * ss, cy + 5 * ss], fill=col if s.get("links") else None, outline=col)
+        tw = draw.textlength(s["name"], font=f_slot)
+        draw.text((cx - 10 * ss - tw, cy - 8 * ss), s["name"], font=f_slot, fill=(200, 200, 200))
+    rows = max(len(n.get("inputs") or []), len(n.get("outputs") or []))
+    wy = y + rows * SLOT_H + 6
+    for v in _shown_values(n):
+        if wy + 20 > y + h:
+            break
+        draw.rounded_rectangle([P(x + 10, wy), P(x + w - 10, wy + 18)], radius=int(6 * ss), fill=(34, 34, 34))
+        draw.text(P(x + 18, wy + 2), _fit(draw, str(v), f_slot, (w - 36) * ss), font=f_slot, fill=(170, 170, 170))
+        wy += 24
 
 
 def _shown_values(node: dict) -> list:
@@ -176,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for path in sorted(WORKFLOWS.glob("*.json")):
         img = render(json.loads(path.read_text()), args.width)
-        img.save(path.with_suffix(".png"), optimize=True)
-        log.info("wrote %s (%dx%d)", path.with_suffix(".png").relative_to(ROOT), *img.size)
+        img.convert("RGB").save(path.with_suffix(".jpg"), quality=88, optimize=True)
+        log.info("wrote %s (%dx%d)", path.with_suffix(".jpg").relative_to(ROOT), *img.size)
     return 0
 
 

@@ -18,7 +18,7 @@ from likeness.client.journal import Journal
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "demo"
 
 
 def cli(*args, timeout=600, **kw):

@@ -59,8 +59,8 @@ def test_each_workflow_has_its_api_copy_and_thumbnail():
         assert ui["version"] == 0.4 and ui["last_node_id"] == max(n["id"] for n in ui["nodes"])
         assert ui["last_link_id"] == max(link[0] for link in ui["links"])
         assert (WORKFLOWS / "api" / f"{name}.json").is_file()
-        with Image.open(WORKFLOWS / f"{name}.png") as thumb:
-            assert thumb.format == "PNG" and thumb.width >= 800
+        with Image.open(WORKFLOWS / f"{name}.jpg") as thumb:  # the template browser asks for <name>.jpg
+            assert thumb.format == "JPEG" and thumb.width >= 800
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -85,7 +85,8 @@ def test_every_node_is_installed_titled_grouped_and_every_value_is_valid(object_
     for link_id, src, s_slot, dst, d_slot, kind in ui["links"]:
         out = nodes[src]["outputs"][s_slot]
         assert link_id in out["links"] and nodes[dst]["inputs"][d_slot]["link"] == link_id
-        assert set(kind.split(",")) & set(nodes[dst]["inputs"][d_slot]["type"].split(",")), f"link {link_id} type"
+        accepts = set(nodes[dst]["inputs"][d_slot]["type"].split(","))  # "*": any type (PreviewAny's source)
+        assert "*" in accepts or set(kind.split(",")) & accepts, f"link {link_id} type"
     for nid, node in _api(name).items():
         specs = {s.name: s for s in input_specs(object_info[node["class_type"]])}
         for key, value in node["inputs"].items():
@@ -210,6 +211,7 @@ def test_enhance_whole_runs_on_standins(comfy, images):
     assert report["cos_before"] == pytest.approx(1 - before["distance"], abs=1e-6)
     (caption,) = _output(graph, res, "Caption")["text"]
     assert caption, "the tiny Florence-2 captioned the target"
+    assert _output(graph, res, "Prompt used")["text"] == [caption], "the canvas preview shows the prompt used"
 
 
 def test_enhance_crop_runs_on_standins_and_changes_only_the_faces(comfy, images):
@@ -227,6 +229,9 @@ def test_enhance_crop_runs_on_standins_and_changes_only_the_faces(comfy, images)
     # between the two 1.6x context boxes (x 34..208 and 430..603) nothing changes
     assert not changed[:, 250:400].any()
     assert len(_output(graph, res, "Enhancement report")["likeness_report"]) == 1
+    for k in (1, 2):  # each face's caption, as used, in /history under its 'Prompt used' preview
+        (used,) = _output(graph, res, f"Prompt used (face {k})")["text"]
+        assert used and [used] == _output(graph, res, f"Caption (face {k})")["text"]
 
 
 def test_enhance_crop_with_face_2_bypassed_runs_one_face(comfy, images, object_info):

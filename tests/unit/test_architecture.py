@@ -18,12 +18,8 @@ MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
 # Named exceptions, each with its reason. Remove a line when its reason goes.
 CYCLE_EXCEPTIONS: dict[frozenset, str] = {}
 MODULE_EXCEPTIONS = {
-    "scripts/build_workflows.py": "split by issue 18 (engineer D); one declaration per graph today",
 }
 FUNCTION_EXCEPTIONS = {
-    "scripts/build_workflows.py:avatar": "split by issue 18 (engineer D)",
-    "scripts/render_workflow_thumbnails.py:render": "maintainer drawing script, not shipped (.comfyignore); one pass "
-    "over the canvas sharing its coordinate closures; split with the workflow scripts (issue 18)",
 }
 
 

@@ -1,4 +1,4 @@
-"""The edit-model workflows (issue 17), declared with scripts/build_workflows.py's Graph and shared pieces.
+"""The edit-model workflows: FLUX.1 Kontext with PuLID, and FLUX.2 with its own reference latents.
 
 - likeness_enhance_kontext: FLUX.1 Kontext [dev] edits the drifted target (its own reference latent) with an
   instruction that keeps everything but the face, while PuLID-Flux injects the identity of the reference photos
@@ -6,13 +6,14 @@
 - likeness_enhance_flux2: FLUX.2 [dev] restores the face crop from the reference face crops given as its native
   reference latents (no PuLID), then pastes it back; crop, paste, judge and report are the pack's.
 
-build_workflows.py registers these with one line; ``builders(bw)`` receives that module so nothing is imported
-twice when it runs as a script.
 """
 
 from __future__ import annotations
 
 from likeness import contract as C
+
+from .graph import BLUE, BROWN, GREEN, GREY, INPUT_COLORS, PURPLE, YELLOW, Graph
+from .pieces import AE, CLIP_L, ESRGAN, EVA, PULID, T5, judge, pulid_loaders, reference_chain, scoring
 
 KONTEXT, FLUX2, FLUX2_TE, FLUX2_VAE = C.KONTEXT_DEV, C.FLUX2_DEV, C.FLUX2_TEXT_ENCODER, C.FLUX2_VAE
 KONTEXT_PROMPT = (
@@ -25,15 +26,7 @@ FLUX2_PROMPT = (
 )
 
 
-def builders(bw) -> dict:
-    """{workflow name: builder(object_info) -> bw.Graph}."""
-    return {
-        C.WORKFLOW_ENHANCE_KONTEXT: lambda info: _kontext(bw, info),
-        C.WORKFLOW_ENHANCE_FLUX2: lambda info: _flux2(bw, info),
-    }
-
-
-def _fit_to(bw, g, target, image):
+def _fit_to(g, target, image):
     """Scale the decoded image back to the target's size (VAE Encode crops to a multiple of 8) for the report."""
     size = g.add("GetImageSize", "Target size")
     fit = g.add("ImageScale", "Match target size", upscale_method="lanczos", crop="disabled")
@@ -44,33 +37,41 @@ def _fit_to(bw, g, target, image):
     return [size, fit], fit
 
 
-def _kontext(bw, info):
-    g = bw.Graph(C.WORKFLOW_ENHANCE_KONTEXT, info)
+def _kontext_models(g: Graph):
+    """Kontext's loaders, PuLID's, the upscaler and judge, and the three notes."""
     m = {
         "unet": g.add("UNETLoader", "FLUX.1 Kontext [dev]", unet_name=KONTEXT, weight_dtype="default"),
-        "clip": g.add("DualCLIPLoader", "Text encoders (CLIP-L + T5-XXL)", clip_name1=bw.CLIP_L, clip_name2=bw.T5, type="flux"),
-        "vae": g.add("VAELoader", "Flux VAE", vae_name=bw.AE),
-    } | bw.pulid_loaders(g)
-    m["esrgan"] = g.add("UpscaleModelLoader", "ESRGAN upscaler", model_name=bw.ESRGAN)
-    m["judge"] = bw.judge(g)
-    how = g.note(
-        "Kontext enhancement: FLUX.1 Kontext [dev] edits the target itself (its reference latent) with an "
-        "instruction that keeps everything but the face, and PuLID-Flux adds the identity of the reference photo(s). "
-        "PuLID changes only the image being generated, never the reference latent Kontext copies from.\n\n"
-        "1. Load the reference photo(s) and the target (green nodes).\n"
-        "2. Edit 'Prompt' if you like; keep the 'keep everything else' part.\n"
-        "3. Queue. The scores compare before/after with the reference.\n\n"
-        "For a face crop pasted back into a large image use likeness_enhance_crop with this model.",
-        title="How to use", width=340, height=360,
-    )
+        "clip": g.add("DualCLIPLoader", "Text encoders (CLIP-L + T5-XXL)", clip_name1=CLIP_L, clip_name2=T5, type="flux"),
+        "vae": g.add("VAELoader", "Flux VAE", vae_name=AE),
+    } | pulid_loaders(g)
+    m["esrgan"] = g.add("UpscaleModelLoader", "ESRGAN upscaler", model_name=ESRGAN)
+    m["judge"] = judge(g)
+    how = [g.note(
+        "LOAD: your reference photo and the target image (the two green nodes), and the model files of 'Model files'.\n"
+        "PRESS: Run. 'Save result' shows the edited image, 'Enhancement report' the scores.",
+        title="How to use", width=420, height=120,
+    ), g.note(
+        "FLUX.1 Kontext [dev] edits the target itself (its reference latent) with an instruction that keeps "
+        "everything but the face, and PuLID-Flux adds the identity of the reference photo(s). PuLID changes only "
+        "the image being generated, never the reference latent Kontext copies from.\n\n"
+        "Edit 'Prompt' if you like; keep the 'keep everything else' part. For a face crop pasted back into a large "
+        "image use likeness_enhance_crop with this model.",
+        title="Details", width=420, height=230,
+    )]
     models = g.note(
-        f"diffusion_models/{KONTEXT} (FLUX.1 Kontext [dev], non-commercial licence)\ntext_encoders/{bw.CLIP_L}, {bw.T5}\n"
-        f"vae/{bw.AE}\npulid/{bw.PULID}\neva_clip/{bw.EVA}\ninsightface/models/antelopev2/ and buffalo_l/\n"
-        f"facexlib/parsing_bisenet.pth\nupscale_models/{bw.ESRGAN}",
-        title="Model files", width=340, height=220,
+        f"diffusion_models/{KONTEXT} (FLUX.1 Kontext [dev], non-commercial licence)\ntext_encoders/{CLIP_L}, {T5}\n"
+        f"vae/{AE}\npulid/{PULID}\neva_clip/{EVA}\ninsightface/models/antelopev2/ and buffalo_l/\n"
+        f"facexlib/parsing_bisenet.pth\nupscale_models/{ESRGAN}",
+        title="Model files", width=420, height=220,
     )
-    ref, ref_nodes, pulid = bw.reference_chain(g, m)
-    target = g.add("LoadImage", "Target image", colors=bw.INPUT_COLORS, image="target.png")
+    return m, how + [models]
+
+
+def kontext(info: dict) -> Graph:
+    g = Graph(C.WORKFLOW_ENHANCE_KONTEXT, info)
+    m, notes = _kontext_models(g)
+    ref, ref_nodes, pulid = reference_chain(g, m)
+    target = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
     scale = g.add("FluxKontextImageScale", "Kontext size")
     enc = g.add("VAEEncode", "Encode target")
     prompt = g.add("CLIPTextEncode", "Prompt", text=KONTEXT_PROMPT)
@@ -93,50 +94,54 @@ def _kontext(bw, info):
     g.link(enc, 0, ks, "latent_image")
     g.link(ks, 0, dec, "samples")
     g.link(m["vae"], 0, dec, "vae")
-    fit_nodes, fit = _fit_to(bw, g, target, dec)
-    score = bw.scoring(g, m, ref, target, "IMAGE", fit, "IMAGE", "likeness/enhanced_kontext")
-    g.layout([
-        [("", bw.GREY, [[how, models]])],
-        [("1. Models", bw.BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]], [m["pulid"], m["eva"], m["fa"], m["esrgan"]]])],
-        [("2. Reference face -> PuLID-Flux (weight 0.75, start 0.1)", bw.GREEN, [ref_nodes[:2], ref_nodes[2:]])],
-        [("3. Target as Kontext reference, edit instruction", bw.BLUE, [[target, scale, enc], [prompt, refl, guid, neg]])],
-        [("4. Kontext edit with PuLID, 28 steps", bw.PURPLE, [[ks, dec], fit_nodes])],
-        [("5. Score and save", bw.YELLOW, [score[1:3], score[3:], score[:1]])],
-    ])  # fmt: skip
+    fit_nodes, fit = _fit_to(g, target, dec)
+    score = scoring(g, m, ref, target, "IMAGE", fit, "IMAGE", "likeness/enhanced_kontext")
+    g.layout(
+        [[("", GREY, [notes])],
+         [("1. Models", BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]], [m["pulid"], m["eva"], m["fa"], m["esrgan"]]])],
+         [("2. Reference face -> PuLID-Flux (weight 0.75, start 0.1)", GREEN, [ref_nodes[:2], ref_nodes[2:]])]],
+        [[("3. Target as Kontext reference, edit instruction", BLUE, [[target, scale, enc], [prompt, refl, guid, neg]])],
+         [("4. Kontext edit with PuLID, 28 steps", PURPLE, [[ks, dec], fit_nodes])],
+         [("5. Score and save", YELLOW, [score[1:3], score[3:], score[:1]])]],
+    )  # fmt: skip
     return g
 
 
-def _flux2_models(bw, g):
+def _flux2_models(g):
     """FLUX.2's three loaders, the judge, and the two notes."""
     m = {
         "unet": g.add("UNETLoader", "FLUX.2 [dev]", unet_name=FLUX2, weight_dtype="default"),
         "clip": g.add("CLIPLoader", "Text encoder (Mistral 3 Small)", clip_name=FLUX2_TE, type="flux2", device="default"),
         "vae": g.add("VAELoader", "FLUX.2 VAE", vae_name=FLUX2_VAE),
-        "judge": bw.judge(g),
+        "judge": judge(g),
     }
-    how = g.note(
+    how = [g.note(
+        "LOAD: your reference photo and the target image (the two green nodes), and the model files of 'Model files'.\n"
+        "PRESS: Run. 'Save result' shows the image with the face restored, 'Enhancement report' the scores.",
+        title="How to use", width=420, height=120,
+    ), g.note(
         "FLUX.2 reference restoration (no PuLID): the target's face is cropped, regenerated by FLUX.2 [dev] "
         "(denoise 0.7) with the reference face crop(s) as FLUX.2's own reference images, and pasted back with a "
         "feathered mask; pixels outside the mask stay bit-identical.\n\n"
         "Several references: batch the photos (Batch Images) before 'Crop reference face' with face_index -1 "
         "or one face each; 'Reference latents' gives FLUX.2 one reference per crop (max 4 by default).",
-        title="How to use", width=340, height=330,
-    )
+        title="Details", width=420, height=250,
+    )]
     models = g.note(
         f"diffusion_models/{FLUX2} (FLUX.2 [dev], FLUX [dev] non-commercial licence)\n"
         f"text_encoders/{FLUX2_TE}\nvae/{FLUX2_VAE}\ninsightface/models/buffalo_l/ (judge)",
-        title="Model files", width=340, height=160,
+        title="Model files", width=420, height=160,
     )
-    return m, [how, models]
+    return m, how + [models]
 
 
-def _flux2(bw, info):
-    g = bw.Graph(C.WORKFLOW_ENHANCE_FLUX2, info)
-    m, notes = _flux2_models(bw, g)
-    ref = g.add("LoadImage", "Reference image", colors=bw.INPUT_COLORS, image="reference.png")
+def flux2(info: dict) -> Graph:
+    g = Graph(C.WORKFLOW_ENHANCE_FLUX2, info)
+    m, notes = _flux2_models(g)
+    ref = g.add("LoadImage", "Reference image", colors=INPUT_COLORS, image="reference.png")
     ref_crop = g.add("LikenessAutoCropFace", "Crop reference face", face_order="largest", face_index=0, context=1.6,
                      aspect=1.0, working_size=512, align_eyes=False, pad_mode="edge", no_face="error", feather=24)
-    target = g.add("LoadImage", "Target image", colors=bw.INPUT_COLORS, image="target.png")
+    target = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
     crop = g.add("LikenessAutoCropFace", "Crop target", face_order="largest", face_index=0, context=1.6, aspect=1.0,
                  working_size=1024, align_eyes=False, pad_mode="edge", no_face="error", feather=32)
     prompt = g.add("CLIPTextEncode", "Prompt", text=FLUX2_PROMPT)
@@ -167,12 +172,12 @@ def _flux2(bw, info):
     g.link(target, "IMAGE", paste, "image")
     g.link(dec, 0, paste, "crops")
     g.link(crop, "crop_data", paste, "crop_data")
-    score = bw.scoring(g, m, ref, target, "IMAGE", paste, "image", "likeness/enhanced_flux2")
-    g.layout([
-        [("", bw.GREY, [notes])],
-        [("1. Models", bw.BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]]])],
-        [("2. Reference face crop(s) -> FLUX.2 reference latents", bw.GREEN, [[ref, ref_crop], [prompt, guid, refs, neg]])],
-        [("3. Target face: crop, regenerate (denoise 0.7), paste back", bw.PURPLE, [[target, crop], [enc, ks, dec, paste]])],
-        [("4. Score and save", bw.YELLOW, [score[1:3], score[3:], score[:1]])],
-    ])  # fmt: skip
+    score = scoring(g, m, ref, target, "IMAGE", paste, "image", "likeness/enhanced_flux2")
+    g.layout(
+        [[("", GREY, [notes])],
+         [("1. Models", BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]]])],
+         [("2. Reference face crop(s) -> FLUX.2 reference latents", GREEN, [[ref, ref_crop], [prompt, guid, refs, neg]])]],
+        [[("3. Target face: crop, regenerate (denoise 0.7), paste back", PURPLE, [[target, crop], [enc, ks, dec, paste]])],
+         [("4. Score and save", YELLOW, [score[1:3], score[3:], score[:1]])]],
+    )  # fmt: skip
     return g
