@@ -7,7 +7,6 @@ test that used it fails, the tail of the server log is attached to the report.
 
 from __future__ import annotations
 
-import ast
 import os
 import sys
 from pathlib import Path
@@ -25,15 +24,7 @@ importroot.ensure()
 from likeness.client.provision import ensure_comfyui  # noqa: E402
 from likeness.client.server import EmbeddedServer  # noqa: E402
 from likeness.standins.models import write_model_files  # noqa: E402
-
-
-def pack_node_ids() -> list[str]:
-    """Node ids from nodes/registry.py's table, read without importing ComfyUI."""
-    tree = ast.parse((ROOT / "nodes" / "registry.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_NODES" for t in node.targets):
-            return [elt.elts[0].value for elt in node.value.elts]
-    raise AssertionError("nodes/registry.py has no _NODES table")
+from packinfo import pack_node_ids  # noqa: E402
 
 
 class Comfy:

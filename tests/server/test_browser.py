@@ -28,6 +28,7 @@ from editor_page import EDITOR_SETTINGS, OUTPUT_IMAGE_JS, graph_problems, new_ed
 from likeness.client.params import nodes_titled
 from likeness.client.workflow_format import NOTE_TYPES, input_specs, load_workflow, ui_to_api, widget_slots
 from likeness.standins.substitution import UI_WIDGET_INDEX, to_standins, ui_to_standins
+from packinfo import shipped_workflows
 from PIL import Image
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
-NAMES = [
-    "likeness_enhance_whole",
-    "likeness_enhance_crop",
-    "likeness_avatar",
-    "likeness_score",
-    "likeness_enhance_kontext",
-    "likeness_enhance_flux2",
-    "likeness_multi_id",
-]
+NAMES = shipped_workflows()
 STEPS, SIZE = 2, 128
 
 @pytest.fixture(scope="module")

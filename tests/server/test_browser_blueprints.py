@@ -26,13 +26,14 @@ from editor_page import ARTIFACTS, EDITOR_SETTINGS, new_editor, wait_history
 from likeness.client.server import EmbeddedServer
 from likeness.client.workflow_format import load_workflow, ui_to_api
 from likeness.standins.substitution import UI_WIDGET_INDEX, ui_to_standins
+from packinfo import shipped_workflows
 from PIL import Image
 
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "workflows").glob("*.json"))  # every shipped UI workflow
+NAMES = shipped_workflows()  # every shipped UI workflow
 FRONTEND_158 = Path(os.environ.get("LIKENESS_FRONTEND_158") or Path.home() / ".cache/likeness/frontend-1.58.1"
                     ) / "comfyui_frontend_package" / "static"
 PROMPT, STEPS, SIZE = "a photo of a person, sharp focus", 2, 128

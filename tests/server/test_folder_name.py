@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import pack_node_ids
 from graphs import t2i_flux, with_union_control
 from likeness.client.server import EmbeddedServer
+from packinfo import pack_node_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -27,9 +27,10 @@ import pytest
 from likeness.client.params import fill, nodes_titled
 from likeness.client.workflow_format import load_workflow
 from likeness.standins.substitution import USER_FILE_INPUTS, to_standins
+from packinfo import shipped_workflows
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "workflows").glob("*.json"))  # every shipped UI workflow
+NAMES = shipped_workflows()  # every shipped UI workflow
 TOOLS = Path(os.environ.get("LIKENESS_LINT_TOOLS") or Path.home() / ".cache" / "likeness" / "tools")
 DRAFTSMAN_LINT = """
 import json, sys

@@ -29,7 +29,7 @@ def _core_types(object_info):
 
 
 def test_pack_registers_nodes(object_info):
-    from conftest import pack_node_ids
+    from packinfo import pack_node_ids
 
     ours = _ours(object_info)
     assert sorted(ours) == sorted(pack_node_ids())

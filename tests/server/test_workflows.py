@@ -21,19 +21,12 @@ from likeness.client.workflow_format import (
     ui_to_api,
 )
 from likeness.standins.substitution import USER_FILE_INPUTS, to_standins
+from packinfo import shipped_workflows
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
-NAMES = [
-    "likeness_enhance_whole",
-    "likeness_enhance_crop",
-    "likeness_avatar",
-    "likeness_score",
-    "likeness_enhance_kontext",
-    "likeness_enhance_flux2",
-    "likeness_multi_id",
-]
+NAMES = shipped_workflows()
 T1_CROP = (0, 200, 640, 480)  # x0, y0, x1, y1 of insightface's t1.jpg: two faces dlib scores 2.04 and 1.12
 FACES_IN_CROP = ((67, 80, 176, 188), (462, 104, 570, 212))  # their dlib boxes in the crop, left to right
 

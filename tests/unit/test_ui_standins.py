@@ -6,11 +6,11 @@ equality against the live server's /object_info is in tests/server/test_browser.
 """
 
 import copy
-from pathlib import Path
 
 import pytest
 from likeness.client.workflow_format import WorkflowFormatError, load_workflow, ui_to_api, widget_slots
 from likeness.standins.substitution import STANDIN_CLASSES, STANDIN_FILES, UI_WIDGET_INDEX, to_standins, ui_to_standins
+from packinfo import shipped_workflows
 
 SEED = ["INT", {"default": 0, "min": 0, "max": 2**31}]
 INFO = {
@@ -127,7 +127,7 @@ def test_a_node_saved_without_the_widget_value_is_an_error():
         ui_to_standins(ui, steps=2)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "workflows").glob("*.json")))
+@pytest.mark.parametrize("name", shipped_workflows())
 def test_shipped_workflows_lose_every_core_loader(name):
     ui = load_workflow(name, api=False)
     out = ui_to_standins(ui, steps=2, size=128)
