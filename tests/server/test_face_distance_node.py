@@ -82,5 +82,11 @@ def test_reference_without_face_names_the_index(comfy):
 def test_missing_insightface_pack_names_the_expected_folder(comfy):
     astronaut, _ = _photos()
     name = comfy.upload(astronaut, "astro2.png")
-    with pytest.raises(ExecutionFailed, match=r"models/insightface/models/buffalo_l"):
-        comfy.run(_graph(name, [name], judge="insightface: buffalo_l"))
+    pack = comfy.server.models / "insightface" / "models" / "buffalo_l"  # the stand-in pack, moved away for this test
+    aside = pack.with_name("buffalo_l.aside")
+    pack.rename(aside)
+    try:
+        with pytest.raises(ExecutionFailed, match=r"models/insightface/models/buffalo_l"):
+            comfy.run(_graph(name, [name], judge="insightface: buffalo_l"))
+    finally:
+        aside.rename(pack)

@@ -114,7 +114,7 @@ def test_an_actor_killed_mid_job_is_retried_and_the_job_runs_once(comfy, second,
 
 T1_CROP = (0, 200, 640, 480)  # two faces of insightface's t1.jpg (tests/server/test_workflows.py)
 FACE_2_IN_CROP = (462, 104, 570, 212)
-PER_RUN = {"seconds", "server", "prompt_id", "files", "output", "report_image", "resumed"}
+PER_RUN = {"seconds", "server", "prompt_id", "files", "output", "report_image", "resumed", "run", "job"}  # run: the run id
 
 
 @pytest.mark.slow

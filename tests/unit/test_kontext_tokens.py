@@ -26,7 +26,8 @@ def flux_cls():
     root = os.environ.get("LIKENESS_COMFYUI") or str(Path.home() / ".cache/likeness/comfyui-0.3.75")
     if not Path(root, "comfy").is_dir():
         pytest.fail(f"pinned ComfyUI not found at {root}: set LIKENESS_COMFYUI")
-    if root not in sys.path:
+    added = root not in sys.path
+    if added:
         sys.path.append(root)
     import comfy.cli_args
 
@@ -34,7 +35,9 @@ def flux_cls():
     import comfy.ldm.flux.model
     import comfy.ops
 
-    return comfy.ldm.flux.model.Flux, comfy.ops.disable_weight_init
+    yield comfy.ldm.flux.model.Flux, comfy.ops.disable_weight_init
+    if added:  # later tests that spawn processes must not find ComfyUI's folder_paths (the pack would register)
+        sys.path.remove(root)
 
 
 def _tiny_flux(flux_cls):

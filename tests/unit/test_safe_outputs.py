@@ -83,7 +83,7 @@ def _merge_many(args):
 
 def test_two_processes_merging_results_lose_no_row(tmp_path):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        pool.map(_merge_many, [(str(tmp_path), i) for i in range(24)])
+        pool.map_async(_merge_many, [(str(tmp_path), i) for i in range(24)]).get(timeout=300)  # a lost worker fails
     rows = json.loads((tmp_path / "likeness_results.json").read_text())["rows"]
     assert sorted(r["job"] for r in rows) == sorted(f"job{i}" for i in range(24))
     with open(tmp_path / "likeness_results.csv", newline="") as f:
