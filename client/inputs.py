@@ -153,7 +153,7 @@ def read_pairs(pairs_csv: str | None, folder: str | None, params: dict, make=_di
             targets = [str(f) for f in imgs if f.stem.lower().startswith("target")]
             try:
                 if len(targets) != 1:
-                    raise InputError(f"{sub}: expected one target* image and ref* images, found {len(targets)} target(s)")
+                    raise InputError(f"expected one target* image and ref* images, found {len(targets)} target(s)")  # named by the caller, repr-quoted
                 pairs.append(make(name, refs, targets[0], dict(params), refs_2, i))
             except InputError as err:
                 rejected.append({"row": i, "name": sub.name, "error": f"folder {sub.name!r}: {err}"})
