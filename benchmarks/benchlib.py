@@ -35,7 +35,7 @@ from likeness.client.server import EmbeddedServer  # noqa: E402
 
 log = logging.getLogger("bench")
 
-# Model shapes of the benchmark stand-ins (standins/bench_pack). "flux-dev" is the full flux1-dev shape and
+# Model shapes of the benchmark stand-ins (standins/comfy_pack/bench.py). "flux-dev" is the full flux1-dev shape and
 # Union-Pro v1's ControlNet (5 double + 10 single blocks); the CPU shapes are what 2 cores can sample in minutes.
 SHAPES = {
     "flux-dev": dict(hidden_size=3072, depth=19, depth_single_blocks=38, cn_depth=5, cn_single=10, tokens=256),
@@ -217,7 +217,7 @@ def _gpu_launcher(base: Path) -> str:
 
 
 class Bench:
-    """An embedded ComfyUI with this pack, the test stand-ins and the benchmark stand-ins (standins/bench_pack)."""
+    """An embedded ComfyUI with this pack, and the stand-in pack (standins/comfy_pack: test and benchmark stand-ins from one builder)."""
 
     def __init__(self, gpu: bool = False, cache_none: bool = False, extra_args: list[str] | None = None):
         if gpu:
@@ -235,7 +235,7 @@ class Bench:
         self.server = EmbeddedServer(
             self.comfyui,
             base_dir=self.base,
-            custom_nodes={"likeness_standins": ROOT / "standins" / "comfy_pack", "likeness_bench": ROOT / "standins" / "bench_pack"},
+            custom_nodes={"likeness_standins": ROOT / "standins" / "comfy_pack"},
             models_dir=self.models,
             extra_args=args,
             python=_gpu_launcher(self.base) if gpu else None,

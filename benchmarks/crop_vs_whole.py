@@ -7,7 +7,7 @@ proportion of linear-layer to attention cost near flux1-dev's at 1536x1024; at f
 minutes and the tiny VAE's mid-block attention at 1/8 resolution (24576 positions) outweighed sampling. One embedded ComfyUI runs workflows/api/likeness_enhance_whole.json and the crop workflow with its
 "Face 2" group bypassed (client.workflow_format.bypass_group + ui_to_api with the server's /object_info), both
 switched to the stand-ins (standins.substitution.to_standins) and then to the benchmark stand-in Flux and Union
-ControlNet (standins/bench_pack) so that sampling cost grows with the token count as flux1-dev's does. Variants:
+ControlNet (standins/comfy_pack/bench.py) so that sampling cost grows with the token count as flux1-dev's does. Variants:
 whole image (1536x1024 -> 6144 image tokens), crop at the fixed working size 1024 (4096 tokens) and at the
 shipped `auto` working size (the face box x 1.6 rounded up to 64, clamped to 768-1024: 768 here, 2304 tokens),
 times the scale (the auto bounds too); the same steps, interleaved. Per variant: job time without the model loaders

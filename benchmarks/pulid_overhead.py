@@ -4,7 +4,7 @@ One embedded ComfyUI runs a text-to-image graph (benchmark stand-in Flux, KSampl
 cache, so the model stays loaded and only the KSampler re-runs with a new seed) in two designs:
 
 * alternating steps (the main figure): the model through Apply PuLID-Flux (weight 1, start 0, end 1: injected at
-  every step, the worst case) and standins/bench_pack's LikenessBenchAlternatePatches, which runs PuLID's block
+  every step, the worst case) and standins/comfy_pack/bench.py's LikenessBenchAlternatePatches, which runs PuLID's block
   patches on even steps only; one sampling run interleaves steps with (B) and without (A) PuLID, so load drifting
   on a shared machine hits both alike. Step times come from /ws progress events (the first step, which holds the
   warm-up, is left out), as the server process's CPU seconds read when each event arrives and as wall seconds.

@@ -10,14 +10,10 @@ configs on the "meta" device: the class and widths are real, no memory is used, 
 
 from __future__ import annotations
 
-import comfy.latent_formats
-import comfy.model_management as mm
-import comfy.model_patcher
-import comfy.sd
 import comfy.supported_models
-import torch
 
-from .core import TINY_FLUX, TinyFluxTextEncoder, _seeded_
+from .build import TINY_FLUX, HashTextEncoder, model_patcher, vae
+from .nodes import SeededLoader
 
 TINY_CHROMA = dict(
     image_model="chroma", in_channels=64, out_channels=64, context_in_dim=48, hidden_size=64, mlp_ratio=4.0,
@@ -61,96 +57,44 @@ FAMILIES = {
 }
 
 
-def family_patcher(family: str, seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+def family_patcher(family: str, seed: int = 0):
     """A MODEL of ``family`` as UNETLoader would return it (meta families are for Apply-time checks only)."""
     config_cls, unet_config, meta = FAMILIES[family]
-    model_config = config_cls(dict(unet_config))
-    model_config.set_inference_dtype(torch.float32, None)
-    if meta:
-        model = model_config.get_model({}, device=torch.device("meta"))
-    else:
-        model = model_config.get_model({})
-        _seeded_(model.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+    return model_patcher(config_cls, unet_config, seed, meta_only=meta)
 
 
-def tiny_flux2_vae(seed: int = 0) -> comfy.sd.VAE:
-    """FLUX.2's VAE layout: AutoencoderKL, 32 latent channels at 8x, batch-norm latent patchified 2x2 -> 128 at 16x."""
-    from comfy.ldm.models.autoencoder import AutoencoderKL
-
-    ddconfig = {
-        "double_z": True, "z_channels": 32, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 32,
-        "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0, "batch_norm_latent": True,
-    }  # fmt: skip
-    ref = _seeded_(AutoencoderKL(embed_dim=32, ddconfig=ddconfig), seed, std=0.1)
-    with torch.no_grad():
-        ref.bn.running_mean.zero_()
-        ref.bn.running_var.fill_(1.0)
-    vae = comfy.sd.VAE(sd=ref.state_dict(), config={"params": {"embed_dim": 32, "ddconfig": ddconfig}})
-    vae.latent_channels = 128
-    vae.downscale_ratio = vae.upscale_ratio = 16
-    return vae
-
-
-class TinyFlux2TextEncoder(TinyFluxTextEncoder):
-    """FLUX.2 conditioning: a context sequence only (its Mistral encoder has no pooled output)."""
-
-    def clone(self):
-        return TinyFlux2TextEncoder(self.seed)
-
-    def encode_from_tokens_scheduled(self, tokens, unprojected=False, add_dict=None, show_pbar=True):
-        cond, _ = self._encode(tokens["text"])
-        return [[cond, {"pooled_output": None, **(add_dict or {})}]]  # as ComfyUI gives a TE without pooled output
-
-
-_TIP = "Test stand-in: random seeded weights."
-
-
-class LikenessTestTinyFamily:
+class LikenessTestTinyFamily(SeededLoader):
     DESCRIPTION = "Test-only stand-in for UNETLoader: another base-model family built with ComfyUI's own class."
-    CATEGORY = "Likeness/testing"
     RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load"
+    REQUIRED_EXTRA = {"family": (list(FAMILIES), {"tooltip": "meta-device families are for Apply-time checks only"})}
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "family": (list(FAMILIES), {"tooltip": "meta-device families are for Apply-time checks only"}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31, "tooltip": _TIP}),
-            }
-        }
+    def INPUT_TYPES(cls):  # family first, as saved graphs list it
+        types = super().INPUT_TYPES()
+        types["required"] = {"family": types["required"].pop("family"), **types["required"]}
+        return types
 
-    def load(self, family, seed):
-        return (family_patcher(family, seed),)
+    @staticmethod
+    def make(seed, family):
+        return family_patcher(family, seed)
 
 
-class LikenessTestTinyFlux2VAE:
-    DESCRIPTION = "Test-only stand-in for VAELoader with flux2-vae: 128 latent channels at 16x."
-    CATEGORY = "Likeness/testing"
+class LikenessTestTinyFlux2VAE(SeededLoader):
+    DESCRIPTION = "Test-only stand-in for VAELoader with flux2-vae: 128 latent channels at 16x (batch-norm latent, 2x2)."
     RETURN_TYPES = ("VAE",)
-    FUNCTION = "load"
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31, "tooltip": _TIP})}}
-
-    def load(self, seed):
-        return (tiny_flux2_vae(seed),)
+    @staticmethod
+    def make(seed):
+        return vae(seed, z_channels=32, batch_norm_latent=True)
 
 
-class LikenessTestTinyFlux2TextEncoder:
+class LikenessTestTinyFlux2TextEncoder(SeededLoader):
     DESCRIPTION = "Test-only stand-in for CLIPLoader (type flux2): context from a hash of the text, no pooled output."
-    CATEGORY = "Likeness/testing"
     RETURN_TYPES = ("CLIP",)
-    FUNCTION = "load"
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31, "tooltip": _TIP})}}
-
-    def load(self, seed):
-        return (TinyFlux2TextEncoder(seed),)
+    @staticmethod
+    def make(seed):
+        return HashTextEncoder(seed, pooled_dim=None)  # as ComfyUI gives a text encoder without a pooled output
 
 
 NODE_CLASS_MAPPINGS = {
