@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..common.layout import compare
 from .errors import EvaClipCheckpointError, first_few
 
 logger = logging.getLogger(__name__)
@@ -152,10 +153,6 @@ def timm_to_official_key(key: str) -> str:
     return key
 
 
-def _shape(v) -> tuple[int, ...] | str:
-    return tuple(v.shape) if isinstance(v, torch.Tensor) else f"<{type(v).__name__}, not a tensor>"
-
-
 def _describe_foreign(keys: list[str]) -> str:
     """Names the kind of file a user most likely picked by mistake, so the message says more than 'wrong keys'."""
     ks = set(keys)
@@ -243,19 +240,9 @@ def detect_config(sd: Mapping, source: str = "state dict", head_dim: int | None 
 
 def validate(sd: Mapping, cfg: EvaClipConfig, source: str = "state dict") -> None:
     """Strict key/shape check against the official layout; only the computed rope buffers may be absent."""
-    expected = expected_shapes(cfg)
-    missing = [k for k in expected if k not in sd and not is_rope_key(k)]
-    unexpected = [k for k in sd if k not in expected]
-    misshapen = [f"{k} {_shape(sd[k])} != {expected[k]}" for k in expected if k in sd and _shape(sd[k]) != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys: {first_few(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys: {first_few(unexpected)}")
-    if misshapen:
-        problems.append(f"{len(misshapen)} misshapen keys: {first_few(misshapen, 3)}")
-    if problems:
-        raise EvaClipCheckpointError(source, f"a tower detected as {cfg} with " + "; ".join(problems))
+    probs = compare(sd, expected_shapes(cfg), optional=is_rope_key)
+    if probs:
+        raise EvaClipCheckpointError(source, f"a tower detected as {cfg} with {probs.describe()}")
     rope = [k for k in sd if is_rope_key(k) and not sd[k].is_meta]
     if rope:
         cos, sin = rope_tables(cfg)

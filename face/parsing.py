@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..common.layout import compare
 from ..common.weights import WeightsReadError, read_weights
 from .errors import FaceError, FaceModelMissingError
 
@@ -289,24 +290,11 @@ def _check_keys(model: BiSeNet, sd: dict[str, torch.Tensor], source: str) -> dic
         # num_batches_tracked only counts training steps; older checkpoints lack it and eval ignores it.
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = v.clone()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [
-        f"{k} {tuple(sd[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in sd and tuple(sd[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
-        if wrong:
-            parts.append(f"{len(wrong)} tensors with the wrong shape (e.g. {wrong[:3]})")
+    probs = compare(sd, {k: tuple(v.shape) for k, v in expected.items()})
+    if probs:
         raise ParsingWeightsError(
             f"face-parsing weights {source} are not facexlib's BiSeNet (19 classes, {len(expected)} tensors): "
-            f"{'; '.join(parts)}. Use facexlib's {BISENET_FILENAME} (not parsing_parsenet.pth): {_HOW_TO_GET}"
+            f"{probs.describe(3)}. Use facexlib's {BISENET_FILENAME} (not parsing_parsenet.pth): {_HOW_TO_GET}"
         )
     return sd
 

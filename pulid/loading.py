@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import torch
 
 from ..common.errors import LikenessError
+from ..common.layout import compare, listed
 from ..common.weights import WeightsReadError, read_weights
 from .config import PulidFluxConfig
 from .model import PulidFlux, build_pulid_flux
@@ -60,11 +61,6 @@ class PulidCheckpointError(LikenessError, ValueError):
 
 def _what(path: str | None) -> str:
     return f"PuLID-Flux file '{path}'" if path else "PuLID-Flux state dict"
-
-
-def _listed(keys: list[str]) -> str:
-    head = ", ".join(keys[:_SHOW])
-    return head + (f", ... ({len(keys) - _SHOW} more)" if len(keys) > _SHOW else "")
 
 
 @functools.lru_cache(maxsize=8)
@@ -186,15 +182,6 @@ def _guess_layout(keys: list[str]) -> str:
     return f"this does not look like a PuLID-Flux checkpoint; {get}"
 
 
-def _problems(sd: Mapping[str, torch.Tensor], expected: dict[str, tuple[int, ...]]):
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    misshapen = [
-        (k, tuple(sd[k].shape), shape) for k, shape in expected.items() if k in sd and tuple(sd[k].shape) != shape
-    ]
-    return missing, unexpected, misshapen
-
-
 def _check_kinds(sd: Mapping[str, torch.Tensor], path: str | None) -> None:
     """A flat dict of tensors holding both halves (ID encoder and cross-attention modules), or a clear error."""
     keys = list(sd.keys())
@@ -202,13 +189,13 @@ def _check_kinds(sd: Mapping[str, torch.Tensor], path: str | None) -> None:
     if bad:
         raise PulidCheckpointError(
             f"{_what(path)}: not a flat dict of tensors. {EXPECTED}. Found: non-tensor entries "
-            f"{_listed([str(k) for k in bad])}. Use the unmodified {OFFICIAL_FILE}.",
+            f"{listed([str(k) for k in bad])}. Use the unmodified {OFFICIAL_FILE}.",
             path=path,
         )
     has_enc = any(k.startswith(ENCODER_PREFIX) for k in keys)
     has_ca = any(k.startswith(CA_PREFIX) for k in keys)
     if not has_enc and not has_ca:
-        found = _listed(keys) if keys else "no tensors at all"
+        found = listed(keys) if keys else "no tensors at all"
         raise PulidCheckpointError(
             f"{_what(path)}: not a PuLID-Flux checkpoint. {EXPECTED}. Found: {len(keys)} other keys ({found}). "
             f"Fix: {_guess_layout(keys)}.",
@@ -243,31 +230,22 @@ def _validate(sd: Mapping[str, torch.Tensor], config: PulidFluxConfig | None, pa
             cand.validate()
         except ValueError:
             continue
-        probs = _problems(sd, expected_shapes(cand))
-        if not any(probs):
+        probs = compare(sd, expected_shapes(cand))
+        if not probs:
             return cand
-        score = sum(len(p) for p in probs)
-        if best is None or score < best[0]:
-            best = (score, cand, probs)
+        if best is None or probs.size < best[1].size:
+            best = (cand, probs)
     if best is None:  # detected nonsense sizes and an explicit config was invalid: validate() raised above
         raise PulidCheckpointError(f"{_what(path)}: {EXPECTED}; its shapes fit no valid layout.", path=path)
-    _, cand, (missing, unexpected, misshapen) = best
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys ({_listed(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys ({_listed(unexpected)})")
-    if misshapen:
-        shown = [f"{k} is {list(got)}, expected {list(want)}" for k, got, want in misshapen]
-        parts.append(f"{len(misshapen)} misshapen keys ({_listed(shown)})")
+    cand, probs = best
     layout = "the official layout" if cand == PulidFluxConfig.official() else f"the layout {cand}"
     raise PulidCheckpointError(
-        f"{_what(path)}: does not match {layout}. {EXPECTED}. Found: {'; '.join(parts)}. "
+        f"{_what(path)}: does not match {layout}. {EXPECTED}. Found: {probs.describe(_SHOW)}. "
         f"Fix: the file is damaged or a different version; re-download {OFFICIAL_FILE}.",
         path=path,
-        missing=missing,
-        unexpected=unexpected,
-        misshapen=misshapen,
+        missing=probs.missing,
+        unexpected=probs.unexpected,
+        misshapen=probs.misshapen,
     )
 
 

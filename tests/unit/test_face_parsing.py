@@ -146,7 +146,7 @@ def test_wrong_shape_and_extra_keys_are_named():
     with pytest.raises(ParsingWeightsError) as err:
         load_bisenet(sd)
     msg = str(err.value)
-    assert "conv_out.conv_out.weight (18, 256, 1, 1) (expected (19, 256, 1, 1))" in msg
+    assert "1 misshapen keys (conv_out.conv_out.weight is [18, 256, 1, 1], expected [19, 256, 1, 1])" in msg
     assert "extra.weight" in msg and "(state dict)" in msg
 
 
