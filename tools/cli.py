@@ -237,24 +237,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _dataset_options(args: argparse.Namespace) -> Any:
+    """DatasetOptions from the parsed flags: every field is the flag of the same name (buckets parsed)."""
+    from dataclasses import fields
+
     from .dataset import DatasetOptions, parse_buckets
 
-    return DatasetOptions(
-        min_face=args.min_face,
-        min_score=args.min_score,
-        min_sharpness=args.min_sharpness,
-        min_similarity=args.min_similarity,
-        multi_face=args.multi_face,
-        max_side=args.max_side,
-        buckets=parse_buckets(args.buckets),
-        face_x=args.face_x,
-        face_y=args.face_y,
-        face_fraction=args.face_fraction,
-        max_upscale=args.max_upscale,
-        trigger=args.trigger,
-        template=args.template,
-        image_format=args.image_format,
-    )
+    values = {f.name: getattr(args, f.name) for f in fields(DatasetOptions)}
+    return DatasetOptions(**{**values, "buckets": parse_buckets(args.buckets)})
 
 
 def _captioner(args: argparse.Namespace) -> Any:

@@ -31,34 +31,33 @@ def add_judge_options(p: argparse.ArgumentParser, default: str | None, local: bo
     g.add_argument("--provider", choices=("cpu", "cuda"), default="cpu", help="insightface onnxruntime provider")
 
 
+def _add_tool(sub: Any, name: str, help: str, description: str, *groups) -> argparse.ArgumentParser:
+    """A local (no server) command: its own argument groups, then the judge options and the output flags."""
+    p = sub.add_parser(name, help=help, description=description)
+    for add in groups:
+        add(p)
+    add_judge_options(p, default="dlib", local=True)
+    _tool_output(p)
+    return p
+
+
 def add_eval_args(sub: Any) -> argparse.ArgumentParser:
-    ev = sub.add_parser(
-        "eval",
-        help="score generated or before/after images against photos of the person (local, no server)",
-        description="Score (reference set, before, after) or (reference set, generated) items with "
-        "the Face Embed Distance / Enhancement Report code; write CSV, JSON, a figure, "
-        "an image grid and one HTML report.",
-    )
-    _eval_inputs(ev)
-    _eval_scoring(ev)
-    add_judge_options(ev, default="dlib", local=True)
-    _tool_output(ev)
-    return ev
+    return _add_tool(
+        sub, "eval", "score generated or before/after images against photos of the person (local, no server)",
+        "Score (reference set, before, after) or (reference set, generated) items with the Face Embed Distance / "
+        "Enhancement Report code; write CSV, JSON, a figure, an image grid and one HTML report.",
+        _eval_inputs, _eval_scoring,
+    )  # fmt: skip
 
 
 def add_dataset_args(sub: Any) -> argparse.ArgumentParser:
-    ds = sub.add_parser(
-        "dataset",
-        help="filter, crop and caption photos of one person for LoRA training (local, no server)",
-        description="Drop photos without a face, with several faces, tiny or blurred faces and "
-        "identity outliers; crop the rest around the face to training buckets; write "
-        "image + .txt captions, decisions.csv and a contact sheet. Inputs are only read.",
-    )
-    _dataset_io(ds)
-    _dataset_filters(ds)
-    add_judge_options(ds, default="dlib", local=True)
-    _tool_output(ds)
-    return ds
+    return _add_tool(
+        sub, "dataset", "filter, crop and caption photos of one person for LoRA training (local, no server)",
+        "Drop photos without a face, with several faces, tiny or blurred faces and identity outliers; crop the rest "
+        "around the face to training buckets; write image + .txt captions, decisions.csv and a contact sheet. "
+        "Inputs are only read.",
+        _dataset_io, _dataset_filters,
+    )  # fmt: skip
 
 
 def _tool_output(p: argparse.ArgumentParser) -> None:
