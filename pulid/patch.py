@@ -23,27 +23,9 @@ import torch
 
 from .errors import PulidInputError
 from .model import PerceiverAttentionCA, PulidFlux
-from .tokens import (  # noqa: F401  (re-exported: the mask helpers lived here)
-    ImageTokenCounter,
-    TokenGridProbe,
-    _grid_from_aspect,
-    generated_span,
-    image_token_grid,
-    mask_token_weights,
-    token_grid_probe,
-)
+from .tokens import ImageTokenCounter, _grid_from_aspect, generated_span, mask_token_weights
 
-__all__ = [
-    "PulidBlockPatch",
-    "TokenGridProbe",
-    "ca_schedule",
-    "flux_block_patches",
-    "image_token_grid",
-    "image_token_wrapper",
-    "mask_token_weights",
-    "release_cast_cache",
-    "token_grid_probe",
-]
+__all__ = ["PulidBlockPatch", "ca_schedule", "flux_block_patches", "image_token_wrapper", "release_cast_cache"]
 
 logger = logging.getLogger(__name__)
 

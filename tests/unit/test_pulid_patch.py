@@ -9,6 +9,7 @@ import torch
 from configs import UNIT_PULID, seeded_unit_pulid
 from likeness.pulid import ca_schedule, flux_block_patches
 from likeness.pulid import patch as patch_mod
+from likeness.pulid import tokens as tokens_mod
 
 TINY = UNIT_PULID  # shared tiny config, see tests/configs.py
 N_DOUBLE, N_SINGLE = 5, 9  # blocks 0,2,4 -> CA 0..2 ; single 0,4,8 -> CA 3..5
@@ -305,19 +306,19 @@ def _grid_ids(h: int, w: int, kontext: tuple[int, int] | None = None) -> torch.T
 
 
 def test_token_grid_from_position_ids_stops_at_kontext_tokens():
-    assert patch_mod.image_token_grid(_grid_ids(2, 5)) == (2, 5)
-    assert patch_mod.image_token_grid(_grid_ids(3, 4, kontext=(2, 2))) == (3, 4)
+    assert tokens_mod.image_token_grid(_grid_ids(2, 5)) == (2, 5)
+    assert tokens_mod.image_token_grid(_grid_ids(3, 4, kontext=(2, 2))) == (3, 4)
     # "uxo" Kontext method: same index 0, rows and columns offset past the grid
     ids = _grid_ids(2, 3)
     extra = torch.tensor([[[0.0, 2.0, 3.0], [0.0, 2.0, 4.0]]])
-    assert patch_mod.image_token_grid(torch.cat((ids, extra), 1)) == (2, 3)
+    assert tokens_mod.image_token_grid(torch.cat((ids, extra), 1)) == (2, 3)
 
 
 def test_mask_resized_to_the_token_grid_gives_exact_zeros_outside():
     mask = torch.zeros(1, 32, 80)  # 2 x 5 tokens of 16 px
     mask[:, :, 48:] = 1.0  # right two token columns
     mask[:, 16:, 40:48] = 1.0  # half of one token
-    w = patch_mod.mask_token_weights(mask, (2, 5), 12)[0, :, 0]
+    w = tokens_mod.mask_token_weights(mask, (2, 5), 12)[0, :, 0]
     assert w.tolist() == [0, 0, 0, 1, 1, 0, 0, 0.5, 1, 1, 0, 0]  # two trailing (Kontext) tokens get 0
 
 
@@ -326,7 +327,7 @@ def test_masked_residual_is_zero_outside_the_mask():
     mask = torch.zeros(1, 32, 80)
     mask[:, :, :32] = 1.0  # left two of five token columns
     patches = flux_block_patches(model, ids, 0.8, 1.0, 0.2, N_DOUBLE, N_SINGLE, mask=mask)
-    probe = patch_mod.token_grid_probe(patches)
+    probe = tokens_mod.token_grid_probe(patches)
     args = _double_args()
     seen = probe({"img": args["img"], "txt": args["txt"], "img_ids": _grid_ids(2, 5), "txt_ids": None})
     assert seen["img"] is args["img"] and patches[("double_block", 0)].injection.grid == (2, 5)
