@@ -55,21 +55,23 @@ class PerceiverAttention(nn.Module):
 
     def __init__(self, dim: int, dim_head: int, heads: int, kv_dim: int | None = None):
         super().__init__()
-        self.heads = heads
-        self.dim_head = dim_head
-        inner = heads * dim_head
         kv_dim = dim if kv_dim is None else kv_dim
-        self.norm1 = nn.LayerNorm(kv_dim)  # context
-        self.norm2 = nn.LayerNorm(dim)  # latents
+        self.dim, self.dim_head, self.heads, self.kv_dim = dim, dim_head, heads, kv_dim
+        inner = heads * dim_head
+        self.norm1 = nn.LayerNorm(kv_dim)  # context (the ID tokens in the Flux blocks)
+        self.norm2 = nn.LayerNorm(dim)  # latents (the image tokens in the Flux blocks)
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_kv = nn.Linear(kv_dim, inner * 2, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def _keys_values_from(self, context: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        return torch.cat((context, latents), dim=-2)
 
     def forward(self, context: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         context = self.norm1(context)
         latents = self.norm2(latents)
         q = self.to_q(latents)
-        k, v = self.to_kv(torch.cat((context, latents), dim=-2)).chunk(2, dim=-1)
+        k, v = self.to_kv(self._keys_values_from(context, latents)).chunk(2, dim=-1)
         return self.to_out(_attend(q, k, v, self.heads, self.dim_head))
 
 
@@ -154,26 +156,17 @@ class IDFormer(nn.Module):
         return latents[:, : self.num_queries] @ self.proj_out
 
 
-class PerceiverAttentionCA(nn.Module):
-    """Flux image tokens (queries) attend over the ID tokens; returns the residual to add to the image tokens."""
+class PerceiverAttentionCA(PerceiverAttention):
+    """Flux image tokens (queries) attend over the ID tokens only; returns the residual to add to the image tokens.
+
+    forward(id_tokens (B, K, kv_dim), img_tokens (B, N, dim)) -> (B, N, dim); same keys as the encoder attention.
+    """
 
     def __init__(self, dim: int = 3072, dim_head: int = 128, heads: int = 16, kv_dim: int = 2048):
-        super().__init__()
-        self.dim, self.dim_head, self.heads, self.kv_dim = dim, dim_head, heads, kv_dim
-        inner = heads * dim_head
-        self.norm1 = nn.LayerNorm(kv_dim)  # ID tokens
-        self.norm2 = nn.LayerNorm(dim)  # image tokens
-        self.to_q = nn.Linear(dim, inner, bias=False)
-        self.to_kv = nn.Linear(kv_dim, inner * 2, bias=False)
-        self.to_out = nn.Linear(inner, dim, bias=False)
+        super().__init__(dim, dim_head, heads, kv_dim)
 
-    def forward(self, id_tokens: torch.Tensor, img_tokens: torch.Tensor) -> torch.Tensor:
-        """id_tokens (B, K, kv_dim), img_tokens (B, N, dim) -> (B, N, dim)."""
-        x = self.norm1(id_tokens)
-        latents = self.norm2(img_tokens)
-        q = self.to_q(latents)
-        k, v = self.to_kv(x).chunk(2, dim=-1)
-        return self.to_out(_attend(q, k, v, self.heads, self.dim_head))
+    def _keys_values_from(self, context: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        return context
 
 
 class PulidFlux(nn.Module):
