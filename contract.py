@@ -70,6 +70,7 @@ WORKFLOW_SCORE = "likeness_score"
 WORKFLOW_AVATAR = "likeness_avatar"
 WORKFLOW_MULTI_ID = "likeness_multi_id"  # two masked Apply PuLID-Flux nodes: two people in one generation
 WORKFLOW_ENHANCE_KONTEXT = "likeness_enhance_kontext"  # FLUX.1 Kontext edit of the target + PuLID
+WORKFLOW_ENHANCE_KONTEXT_CROP = "likeness_enhance_kontext_crop"  # the Kontext edit of the face crop, pasted back
 WORKFLOW_ENHANCE_FLUX2 = "likeness_enhance_flux2"  # FLUX.2 reference latents on the face crop, pasted back
 
 # -- the subgraph blueprints (subgraphs/<name>.json; the editor shows the file name as the node's name) ------

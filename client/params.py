@@ -20,6 +20,7 @@ from ..contract import (
     WORKFLOW_ENHANCE_CROP,
     WORKFLOW_ENHANCE_FLUX2,
     WORKFLOW_ENHANCE_KONTEXT,
+    WORKFLOW_ENHANCE_KONTEXT_CROP,
     WORKFLOW_ENHANCE_WHOLE,
     WORKFLOW_SCORE,
 )
@@ -53,6 +54,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
     Workflow(WORKFLOW_ENHANCE_WHOLE, "whole", "regenerate the whole image"),
     Workflow(WORKFLOW_ENHANCE_CROP, "crop", "regenerate face crops and paste them back", second_face_group="Face 2"),
     Workflow(WORKFLOW_ENHANCE_KONTEXT, "kontext", "FLUX.1 Kontext edit of the target with PuLID identity"),
+    Workflow(WORKFLOW_ENHANCE_KONTEXT_CROP, "kontext-crop", "FLUX.1 Kontext edit of the face crop with PuLID identity, pasted back"),
     Workflow(WORKFLOW_ENHANCE_FLUX2, "flux2", "FLUX.2 reference images on the face crop, pasted back"),
     Workflow(WORKFLOW_SCORE, None, "score existing images", saves_result=False),
 )

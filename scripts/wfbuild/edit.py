@@ -3,6 +3,8 @@
 - likeness_enhance_kontext: FLUX.1 Kontext [dev] edits the drifted target (its own reference latent) with an
   instruction that keeps everything but the face, while PuLID-Flux injects the identity of the reference photos
   (the residual reaches only the generated image's tokens, never the reference latent's).
+- likeness_enhance_kontext_crop: the same edit on the target's face crop only (the crop is Kontext's reference
+  latent), pasted back with a feathered mask, for a big image where the face is small.
 - likeness_enhance_flux2: FLUX.2 [dev] restores the face crop from the reference face crops given as its native
   reference latents (no PuLID), then pastes it back; crop, paste, judge and report are the pack's.
 
@@ -37,8 +39,25 @@ def _fit_to(g, target, image):
     return [size, fit], fit
 
 
-def _kontext_models(g: Graph):
-    """Kontext's loaders, PuLID's, the upscaler and judge, and the three notes."""
+KONTEXT_DETAILS = (
+    "FLUX.1 Kontext [dev] edits the target itself (its reference latent) with an instruction that keeps "
+    "everything but the face, and PuLID-Flux adds the identity of the reference photo(s). PuLID changes only "
+    "the image being generated, never the reference latent Kontext copies from.\n\n"
+    "Edit 'Prompt' if you like; keep the 'keep everything else' part. For a big image where the face is small, "
+    f"{C.WORKFLOW_ENHANCE_KONTEXT_CROP} edits only the face crop and pastes it back."
+)
+KONTEXT_CROP_DETAILS = (
+    "The target's face is cropped (1.6x the face box, square, 1024 px: Kontext's own 1024x1024 size, so no "
+    "Kontext Image Scale), encoded and given to FLUX.1 Kontext [dev] as its reference latent with an instruction "
+    "that keeps everything but the face; PuLID-Flux adds the reference identity to the generated crop only. "
+    "The edited crop is pasted back with a feathered mask: pixels outside the mask stay bit-identical.\n\n"
+    "'Crop target' working_size: keep a multiple of 16. For a close-up where the face fills the frame, "
+    f"{C.WORKFLOW_ENHANCE_KONTEXT} edits the whole target."
+)
+
+
+def kontext_models(g: Graph, crop: bool = False):
+    """Kontext's loaders, PuLID's, the upscaler and judge, and the three notes (``crop``: the face-crop variant's)."""
     m = {
         "unet": g.add("UNETLoader", "FLUX.1 Kontext [dev]", unet_name=KONTEXT, weight_dtype="default"),
         "clip": g.add("DualCLIPLoader", "Text encoders (CLIP-L + T5-XXL)", clip_name1=CLIP_L, clip_name2=T5, type="flux"),
@@ -46,18 +65,12 @@ def _kontext_models(g: Graph):
     } | pulid_loaders(g)
     m["esrgan"] = g.add("UpscaleModelLoader", "ESRGAN upscaler", model_name=ESRGAN)
     m["judge"] = judge(g)
+    shows = "the image with the face edited and pasted back" if crop else "the edited image"
     how = [g.note(
         "LOAD: your reference photo and the target image (the two green nodes), and the model files of 'Model files'.\n"
-        "PRESS: Run. 'Save result' shows the edited image, 'Enhancement report' the scores.",
+        f"PRESS: Run. 'Save result' shows {shows}, 'Enhancement report' the scores.",
         title="How to use", width=420, height=120,
-    ), g.note(
-        "FLUX.1 Kontext [dev] edits the target itself (its reference latent) with an instruction that keeps "
-        "everything but the face, and PuLID-Flux adds the identity of the reference photo(s). PuLID changes only "
-        "the image being generated, never the reference latent Kontext copies from.\n\n"
-        "Edit 'Prompt' if you like; keep the 'keep everything else' part. For a face crop pasted back into a large "
-        "image use likeness_enhance_crop with this model.",
-        title="Details", width=420, height=230,
-    )]
+    ), g.note(KONTEXT_CROP_DETAILS if crop else KONTEXT_DETAILS, title="Details", width=420, height=250 if crop else 230)]
     models = g.note(
         f"diffusion_models/{KONTEXT} (FLUX.1 Kontext [dev], non-commercial licence)\ntext_encoders/{CLIP_L}, {T5}\n"
         f"vae/{AE}\npulid/{PULID}\neva_clip/{EVA}\ninsightface/models/antelopev2/ and buffalo_l/\n"
@@ -67,21 +80,16 @@ def _kontext_models(g: Graph):
     return m, how + [models]
 
 
-def kontext(info: dict) -> Graph:
-    g = Graph(C.WORKFLOW_ENHANCE_KONTEXT, info)
-    m, notes = _kontext_models(g)
-    ref, ref_nodes, pulid = reference_chain(g, m)
-    target = g.add("LoadImage", "Target image", colors=INPUT_COLORS, image="target.png")
-    scale = g.add("FluxKontextImageScale", "Kontext size")
-    enc = g.add("VAEEncode", "Encode target")
-    prompt = g.add("CLIPTextEncode", "Prompt", text=KONTEXT_PROMPT)
-    refl = g.add("ReferenceLatent", "Target as reference latent")
+def _kontext_edit(g: Graph, m: dict, pulid, image, image_out, what: str):
+    """Encode ``image`` as Kontext's reference latent and the latent to sample, the edit prompt, KSampler, decode."""
+    enc = g.add("VAEEncode", f"Encode {what}")
+    prompt = g.add("CLIPTextEncode", C.PROMPT, text=KONTEXT_PROMPT)
+    refl = g.add("ReferenceLatent", f"{what.capitalize()} as reference latent")
     guid = g.add("FluxGuidance", "Flux guidance", guidance=2.5)
     neg = g.add("ConditioningZeroOut", "Negative (unused at cfg 1)")
-    ks = g.add("KSampler", "Sampler", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    ks = g.add("KSampler", C.SAMPLER, seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
     dec = g.add("VAEDecode", "Decode")
-    g.link(target, "IMAGE", scale, "image")
-    g.link(scale, 0, enc, "pixels")
+    g.link(image, image_out, enc, "pixels")
     g.link(m["vae"], 0, enc, "vae")
     g.link(m["clip"], 0, prompt, "clip")
     g.link(prompt, 0, refl, "conditioning")
@@ -94,15 +102,57 @@ def kontext(info: dict) -> Graph:
     g.link(enc, 0, ks, "latent_image")
     g.link(ks, 0, dec, "samples")
     g.link(m["vae"], 0, dec, "vae")
-    fit_nodes, fit = _fit_to(g, target, dec)
-    score = scoring(g, m, ref, target, "IMAGE", fit, "IMAGE", "likeness/enhanced_kontext")
+    return [enc, prompt, refl, guid, neg], [ks, dec], dec
+
+
+def _kontext_layout(g: Graph, m: dict, notes, ref_nodes, target_group, edit_group, score) -> None:
     g.layout(
         [[("", GREY, [notes])],
          [("1. Models", BROWN, [[m["unet"], m["clip"], m["vae"], m["judge"]], [m["pulid"], m["eva"], m["fa"], m["esrgan"]]])],
          [("2. Reference face -> PuLID-Flux (weight 0.75, start 0.1)", GREEN, [ref_nodes[:2], ref_nodes[2:]])]],
-        [[("3. Target as Kontext reference, edit instruction", BLUE, [[target, scale, enc], [prompt, refl, guid, neg]])],
-         [("4. Kontext edit with PuLID, 28 steps", PURPLE, [[ks, dec], fit_nodes])],
-         [("5. Score and save", YELLOW, [score[1:3], score[3:], score[:1]])]],
+        [[target_group], [edit_group], [("5. Score and save", YELLOW, [score[1:3], score[3:], score[:1]])]],
+    )  # fmt: skip
+
+
+def kontext(info: dict) -> Graph:
+    g = Graph(C.WORKFLOW_ENHANCE_KONTEXT, info)
+    m, notes = kontext_models(g)
+    ref, ref_nodes, pulid = reference_chain(g, m)
+    target = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
+    scale = g.add("FluxKontextImageScale", "Kontext size")
+    g.link(target, "IMAGE", scale, "image")
+    cond, sample, dec = _kontext_edit(g, m, pulid, scale, 0, "target")
+    fit_nodes, fit = _fit_to(g, target, dec)
+    score = scoring(g, m, ref, target, "IMAGE", fit, "IMAGE", "likeness/enhanced_kontext")
+    _kontext_layout(
+        g, m, notes, ref_nodes,
+        ("3. Target as Kontext reference, edit instruction", BLUE, [[target, scale, cond[0]], cond[1:]]),
+        ("4. Kontext edit with PuLID, 28 steps", PURPLE, [sample, fit_nodes]), score,
+    )  # fmt: skip
+    return g
+
+
+def kontext_crop(info: dict) -> Graph:
+    """The Kontext edit on the target's face crop (its own reference latent), pasted back with a feathered mask."""
+    g = Graph(C.WORKFLOW_ENHANCE_KONTEXT_CROP, info)
+    m, notes = kontext_models(g, crop=True)
+    ref, ref_nodes, pulid = reference_chain(g, m)
+    target = g.add("LoadImage", C.TARGET, colors=INPUT_COLORS, image="target.png")
+    # fixed 1024 px square: one of FluxKontextImageScale's preferred sizes, a multiple of 16
+    crop = g.add("LikenessAutoCropFace", C.CROP_TARGET, face_order="largest", face_index=0, context=1.6, aspect=1.0,
+                 working_size=1024, align_eyes=False, pad_mode="edge", no_face="error", feather=32, size_mode="fixed")
+    g.link(m["judge"], 0, crop, "detector")
+    g.link(target, "IMAGE", crop, "image")
+    cond, sample, dec = _kontext_edit(g, m, pulid, crop, "crops", "face crop")
+    paste = g.add("LikenessPasteFaceBack", "Paste face back", feather=32, color_match="none")
+    g.link(target, "IMAGE", paste, "image")
+    g.link(dec, 0, paste, "crops")
+    g.link(crop, "crop_data", paste, "crop_data")
+    score = scoring(g, m, ref, target, "IMAGE", paste, "image", "likeness/enhanced_kontext_crop")
+    _kontext_layout(
+        g, m, notes, ref_nodes,
+        ("3. Target face crop as Kontext reference, edit instruction", BLUE, [[target, crop], cond]),
+        ("4. Kontext edit of the crop with PuLID, 28 steps, paste back", PURPLE, [sample, [paste]]), score,
     )  # fmt: skip
     return g
 

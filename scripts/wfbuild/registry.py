@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from likeness import contract as C
 
-from .edit import flux2, kontext
+from .edit import flux2, kontext, kontext_crop
 from .enhance import enhance_crop, enhance_whole
 from .multi_id import multi_id
 from .others import avatar, score_only
@@ -17,6 +17,7 @@ WORKFLOWS = [
     (C.WORKFLOW_SCORE, score_only),
     (C.WORKFLOW_MULTI_ID, multi_id),
     (C.WORKFLOW_ENHANCE_KONTEXT, kontext),
+    (C.WORKFLOW_ENHANCE_KONTEXT_CROP, kontext_crop),
     (C.WORKFLOW_ENHANCE_FLUX2, flux2),
 ]
 

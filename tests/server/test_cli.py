@@ -83,6 +83,23 @@ def test_kontext_mode_queues_the_kontext_workflow(comfy, tmp_path):
     assert out.size == before.size and not np.array_equal(np.asarray(out), np.asarray(before))
 
 
+def test_kontext_crop_mode_edits_only_the_face_region(comfy, tmp_path):
+    h = cli("enhance", "--help")
+    assert h.returncode == 0 and "kontext-crop: FLUX.1 Kontext edit of the face crop" in " ".join(h.stdout.split())
+    p = cli("enhance", "--mode", "kontext-crop", "--ref", EXAMPLES / "reference.png", "--target", EXAMPLES / "target_drifted.png",
+            "--steps", 2, "--working-size", 256, "--weight", 0.6, "-o", tmp_path, *on(comfy))  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "Face crop as reference latent" in p.stderr, "the Kontext crop workflow ran (its node titles in the progress log)"
+    with open(tmp_path / "likeness_results.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["state"] == "done" and row["cos_before"]
+    out = np.asarray(Image.open(row["output"]).convert("RGB")).astype(int)
+    before = np.asarray(Image.open(EXAMPLES / "target_drifted.png").convert("RGB")).astype(int)
+    assert out.shape == before.shape
+    changed = np.any(out != before, axis=-1)
+    assert changed[100:150, 190:250].mean() > 0.9 and not changed[:, 400:].any(), "only the face region changes"
+
+
 def test_likeness_gate_tries_new_seeds_keeps_the_best_and_exits_5(comfy, tmp_path):
     p = cli("enhance", "--ref", EXAMPLES / "reference.png", "--target", EXAMPLES / "target_drifted.png", "--steps", 2,
             "--min-similarity", 0.99, "--max-tries", 3, "--json", "-o", tmp_path, *on(comfy))  # fmt: skip

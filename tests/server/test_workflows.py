@@ -298,6 +298,64 @@ def test_kontext_runs_on_standins_with_the_target_as_reference_latent(comfy, ima
     assert not np.array_equal(np.asarray(comfy.image(saved0).convert("RGB")), out), "PuLID acts in the Kontext edit"
 
 
+def _with_paste_probe(graph: dict, hw: tuple[int, int], crop_side: int) -> dict:
+    """The graph plus a probe: a white crop pasted onto black with the same crop_data and feather, thresholded at 0,
+    so the probe image is 255 exactly where the paste mask is above 0 (where the real paste may change a pixel)."""
+    g = json.loads(json.dumps(graph))
+    (paste,) = nodes_titled(g, "Paste face back")
+    inputs = g[paste]["inputs"]
+    g["p1"] = {"class_type": "EmptyImage", "inputs": {"width": hw[1], "height": hw[0], "batch_size": 1, "color": 0}}
+    g["p2"] = {"class_type": "EmptyImage", "inputs": {"width": crop_side, "height": crop_side, "batch_size": 1, "color": 0xFFFFFF}}
+    g["p3"] = {"class_type": "LikenessPasteFaceBack", "inputs": {**inputs, "image": ["p1", 0], "crops": ["p2", 0]}}
+    g["p4"] = {"class_type": "ImageToMask", "inputs": {"image": ["p3", 0], "channel": "red"}}
+    g["p5"] = {"class_type": "ThresholdMask", "inputs": {"mask": ["p4", 0], "value": 0.0}}
+    g["p6"] = {"class_type": "MaskToImage", "inputs": {"mask": ["p5", 0]}}
+    g["p7"] = {"class_type": "PreviewImage", "inputs": {"images": ["p6", 0]}}
+    return g
+
+
+def test_kontext_crop_edits_only_the_face_crop_given_to_kontext_as_its_reference_latent(comfy, images):
+    names, arrays = images
+    api = _api("likeness_enhance_kontext_crop")
+    (crop,) = nodes_titled(api, "Crop target")
+    (enc,) = nodes_titled(api, "Encode face crop")
+    (refl,) = nodes_titled(api, "Face crop as reference latent")
+    (ks,) = nodes_titled(api, "Sampler")
+    (paste,) = nodes_titled(api, "Paste face back")
+    (target_id,) = nodes_titled(api, "Target image")
+    assert api[crop]["class_type"] == "LikenessAutoCropFace" and api[enc]["inputs"]["pixels"] == [crop, 0]
+    assert api[crop]["inputs"]["working_size"] % 16 == 0 and api[crop]["inputs"]["size_mode"] == "fixed"
+    assert api[refl]["class_type"] == "ReferenceLatent" and api[refl]["inputs"]["latent"] == [enc, 0]
+    assert api[ks]["inputs"]["latent_image"] == [enc, 0] and api[ks]["inputs"]["positive"][0] != refl  # via guidance
+    assert api[api[ks]["inputs"]["positive"][0]]["inputs"]["conditioning"] == [refl, 0]
+    assert api[api[ks]["inputs"]["model"][0]]["class_type"] == "LikenessApplyPulidFlux"
+    assert api[paste]["inputs"]["image"] == [target_id, 0] and api[paste]["inputs"]["crop_data"] == [crop, 2]
+    assert not any(n["class_type"] == "FluxKontextImageScale" for n in api.values())
+    target = arrays["two_faces"]
+    params = {"reference": names["reference"], "target": names["two_faces"], "seed": 3}
+    graph = to_standins(fill(api, **params), files=comfy.files, steps=2, size=128)
+    probed = _with_paste_probe(graph, target.shape[:2], 128)
+    res = comfy.run(probed)
+    (saved,) = _output(graph, res, "Save result")["images"]
+    out = np.asarray(comfy.image(saved).convert("RGB"))
+    (probe,) = res.outputs["p7"]["images"]
+    inside = np.asarray(comfy.image(probe).convert("L")) > 0
+    assert out.shape == target.shape and inside.shape == target.shape[:2]
+    changed = np.any(out != target, axis=-1)
+    assert not changed[~inside].any(), "pixels outside the paste mask are bit-identical to the target"
+    assert 0.05 < inside.mean() < 0.5 and changed[inside].mean() > 0.5, "the face crop was edited and pasted back"
+    boxes_changed = [changed[y0 + 20 : y1 - 20, x0 + 20 : x1 - 20].mean() for x0, y0, x1, y1 in FACES_IN_CROP]
+    assert max(boxes_changed) > 0.9 and min(boxes_changed) == 0.0, "one face (the largest) edited, the other untouched"
+    (before,) = _output(graph, res, "Distance before")["likeness_face_distance"]
+    assert before["no_face"] is False
+    assert len(_output(graph, res, "Enhancement report")["likeness_report"]) == 1
+    graph0, res0 = _run(comfy, "likeness_enhance_kontext_crop", {**params, "pulid_weight": 0.0})
+    (saved0,) = _output(graph0, res0, "Save result")["images"]
+    out0 = np.asarray(comfy.image(saved0).convert("RGB"))
+    assert not np.array_equal(out0[inside], out[inside]), "PuLID reaches the Kontext edit of the crop"
+    assert np.array_equal(out0[~inside], out[~inside])
+
+
 def test_flux2_runs_on_standins_with_several_reference_latents(comfy, images):
     names, arrays = images
     graph, res = _run(comfy, "likeness_enhance_flux2", {"reference": [names["reference"], names["reference_small"]], "target": names["target"]})

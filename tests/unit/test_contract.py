@@ -34,6 +34,9 @@ FILLED = {
     C.WORKFLOW_ENHANCE_KONTEXT: dict(reference="r.png", target="t.png", seed=1, steps=2, denoise=1.0, prompt="p",
                                      pulid_weight=0.7, pulid_start=0.1, pulid_end=0.9, judge="dlib (hog)",
                                      output_prefix="x"),
+    C.WORKFLOW_ENHANCE_KONTEXT_CROP: dict(reference="r.png", target="t.png", seed=1, steps=2, denoise=1.0, prompt="p",
+                                          pulid_weight=0.7, pulid_start=0.1, pulid_end=0.9, working_size=512,
+                                          judge="dlib (hog)", output_prefix="x"),
     C.WORKFLOW_ENHANCE_FLUX2: dict(reference="r.png", target="t.png", seed=1, steps=2, denoise=0.7, prompt="p",
                                    working_size=512, judge="dlib (hog)", output_prefix="x"),
 }  # fmt: skip
