@@ -15,7 +15,20 @@ from __future__ import annotations
 from likeness import contract as C
 
 from .graph import BLUE, BROWN, GREEN, GREY, INPUT_COLORS, PURPLE, YELLOW, Graph
-from .pieces import AE, CLIP_L, ESRGAN, EVA, PULID, T5, judge, pulid_loaders, reference_chain, scoring
+from .pieces import (
+    AE,
+    CLIP_L,
+    ESRGAN,
+    EVA,
+    PULID,
+    T5,
+    fit_to_target,
+    judge,
+    paste_back,
+    pulid_loaders,
+    reference_chain,
+    scoring,
+)
 
 KONTEXT, FLUX2, FLUX2_TE, FLUX2_VAE = C.KONTEXT_DEV, C.FLUX2_DEV, C.FLUX2_TEXT_ENCODER, C.FLUX2_VAE
 KONTEXT_PROMPT = (
@@ -26,17 +39,6 @@ FLUX2_PROMPT = (
     "A sharp, natural close-up photo of the person from the reference images, same expression, pose and lighting "
     "as the input face; realistic skin and eyes."
 )
-
-
-def _fit_to(g, target, image):
-    """Scale the decoded image back to the target's size (VAE Encode crops to a multiple of 8) for the report."""
-    size = g.add("GetImageSize", "Target size")
-    fit = g.add("ImageScale", "Match target size", upscale_method="lanczos", crop="disabled")
-    g.link(target, "IMAGE", size, "image")
-    g.link(image, 0, fit, "image")
-    g.link(size, "width", fit, "width")
-    g.link(size, "height", fit, "height")
-    return [size, fit], fit
 
 
 KONTEXT_DETAILS = (
@@ -122,7 +124,7 @@ def kontext(info: dict) -> Graph:
     scale = g.add("FluxKontextImageScale", "Kontext size")
     g.link(target, "IMAGE", scale, "image")
     cond, sample, dec = _kontext_edit(g, m, pulid, scale, 0, "target")
-    fit_nodes, fit = _fit_to(g, target, dec)
+    fit_nodes, fit = fit_to_target(g, target, dec)
     score = scoring(g, m, ref, target, "IMAGE", fit, "IMAGE", "likeness/enhanced_kontext")
     _kontext_layout(
         g, m, notes, ref_nodes,
@@ -144,10 +146,7 @@ def kontext_crop(info: dict) -> Graph:
     g.link(m["judge"], 0, crop, "detector")
     g.link(target, "IMAGE", crop, "image")
     cond, sample, dec = _kontext_edit(g, m, pulid, crop, "crops", "face crop")
-    paste = g.add("LikenessPasteFaceBack", "Paste face back", feather=32, color_match="none")
-    g.link(target, "IMAGE", paste, "image")
-    g.link(dec, 0, paste, "crops")
-    g.link(crop, "crop_data", paste, "crop_data")
+    paste = paste_back(g, target, "IMAGE", dec, crop)
     score = scoring(g, m, ref, target, "IMAGE", paste, "image", "likeness/enhanced_kontext_crop")
     _kontext_layout(
         g, m, notes, ref_nodes,
@@ -201,7 +200,6 @@ def flux2(info: dict) -> Graph:
     enc = g.add("VAEEncode", "Encode target face")
     ks = g.add("KSampler", "Sampler", seed=42, steps=28, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=0.7)
     dec = g.add("VAEDecode", "Decode")
-    paste = g.add("LikenessPasteFaceBack", "Paste face back", feather=32, color_match="none")
     for det, img, c in ((m["judge"], ref, ref_crop), (m["judge"], target, crop)):
         g.link(det, 0, c, "detector")
         g.link(img, "IMAGE", c, "image")
@@ -219,9 +217,7 @@ def flux2(info: dict) -> Graph:
     g.link(enc, 0, ks, "latent_image")
     g.link(ks, 0, dec, "samples")
     g.link(m["vae"], 0, dec, "vae")
-    g.link(target, "IMAGE", paste, "image")
-    g.link(dec, 0, paste, "crops")
-    g.link(crop, "crop_data", paste, "crop_data")
+    paste = paste_back(g, target, "IMAGE", dec, crop)
     score = scoring(g, m, ref, target, "IMAGE", paste, "image", "likeness/enhanced_flux2")
     g.layout(
         [[("", GREY, [notes])],

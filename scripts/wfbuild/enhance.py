@@ -9,8 +9,10 @@ from .pieces import (
     ESRGAN,
     FLORENCE,
     MODELS_NOTE,
+    fit_to_target,
     flux_loaders,
     judge,
+    paste_back,
     prompt_chain,
     pulid_loaders,
     reference_chain,
@@ -95,13 +97,7 @@ def enhance_whole(info: dict) -> Graph:
     mode = g.add("LikenessFluxUnionMode", "Union mode: tile", mode="tile")
     g.link(m["cn"], 0, mode, "control_net")
     s_nodes, dec = sample_chain(g, m, pulid, pos, neg, mode, target, "IMAGE")
-    # VAE Encode crops to a multiple of 8 px: scale the result back so before/after line up for the report
-    size = g.add("GetImageSize", "Target size")
-    fit = g.add("ImageScale", "Match target size", upscale_method="lanczos", crop="disabled")
-    g.link(target, "IMAGE", size, "image")
-    g.link(dec, 0, fit, "image")
-    g.link(size, "width", fit, "width")
-    g.link(size, "height", fit, "height")
+    fit_nodes, fit = fit_to_target(g, target, dec)
     score = scoring(g, m, ref, target, "IMAGE", fit, "IMAGE", "likeness/enhanced")
     _promote_common(g, [pulid], [s_nodes[2]], [s_nodes[0]], [p_nodes[0]])
     g.promote.append(("reference face index", [(ref_nodes[1], "face_index")]))
@@ -110,7 +106,7 @@ def enhance_whole(info: dict) -> Graph:
          [("2. Reference face -> PuLID-Flux (weight 0.75, start 0.1)", GREEN, [ref_nodes[:2], ref_nodes[2:]])]],
         [[("3. Target and prompt", BLUE, [[target], p_nodes[:2], p_nodes[2:]])],
          [("4. Img2img: Union-Pro tile + PuLID, 28 steps, denoise 0.75", PURPLE,
-           [[mode, s_nodes[0]], s_nodes[1:], [size, fit]])],
+           [[mode, s_nodes[0]], s_nodes[1:], fit_nodes])],
          [("5. Score and save", YELLOW, [score[1:], score[:1]])]],
     )
     return g
@@ -132,10 +128,7 @@ def _face_branch(g: Graph, m: dict, k: int, target, mode, image_in, image_out):
     g.link(target, "IMAGE", crop, "image")
     p_nodes, pos, neg = prompt_chain(g, m, crop, "crops", suffix)
     s_nodes, dec = sample_chain(g, m, pulid, pos, neg, mode, crop, "crops", suffix)
-    paste = g.add("LikenessPasteFaceBack", f"Paste face back{suffix}", feather=32, color_match="none")
-    g.link(image_in, image_out, paste, "image")
-    g.link(dec, 0, paste, "crops")
-    g.link(crop, "crop_data", paste, "crop_data")
+    paste = paste_back(g, image_in, image_out, dec, crop, suffix)
     nodes = {"ref": ref_nodes, "crop": crop, "prompt": p_nodes, "sample": s_nodes, "paste": paste, "pulid": pulid}
     color = GREEN if k == 1 else CYAN
     group = (f"Face {k}: reference -> PuLID, crop -> caption -> tile img2img -> paste back", color,

@@ -1,5 +1,5 @@
 """Pieces the workflows share: the model loaders, the reference -> PuLID chain, caption -> prompt, the tile
-img2img sampler and the scores. Model file names are the README model table's."""
+img2img sampler, fit-to-target, paste-back and the scores. Model file names are the README model table's."""
 
 from __future__ import annotations
 
@@ -54,6 +54,27 @@ def reference_chain(g: Graph, m: dict, suffix: str = "", ref_title: str = C.REFE
     g.link(m["fa"], 0, apply, "face_analysis")
     g.link(up, "crops", apply, "image")
     return ref, [ref, crop, up, apply], apply
+
+
+def fit_to_target(g: Graph, target: Node, image: Node, image_out: str | int = 0):
+    """Scale a decoded image back to the target's size (VAE Encode crops to a multiple of 8 px), so before and
+    after line up for the report; returns ([size, fit], fit)."""
+    size = g.add("GetImageSize", "Target size")
+    fit = g.add("ImageScale", "Match target size", upscale_method="lanczos", crop="disabled")
+    g.link(target, "IMAGE", size, "image")
+    g.link(image, image_out, fit, "image")
+    g.link(size, "width", fit, "width")
+    g.link(size, "height", fit, "height")
+    return [size, fit], fit
+
+
+def paste_back(g: Graph, image: Node, image_out: str | int, decoded: Node, crop: Node, suffix: str = "") -> Node:
+    """Paste the decoded face crop(s) into ``image`` where ``crop`` cut them, with a feathered mask."""
+    paste = g.add("LikenessPasteFaceBack", f"Paste face back{suffix}", feather=32, color_match="none")
+    g.link(image, image_out, paste, "image")
+    g.link(decoded, 0, paste, "crops")
+    g.link(crop, "crop_data", paste, "crop_data")
+    return paste
 
 
 def prompt_chain(g: Graph, m: dict, image: Node, image_out: str | int, suffix: str = ""):
