@@ -13,21 +13,12 @@ from likeness import eva_clip
 from likeness.eva_clip.model import expected_shapes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, whatever pytest's import mode
+import configs  # noqa: E402  (tests/configs.py: the one manifest reader)
 from test_eva_clip_reference import TINY, random_official_sd  # noqa: E402
-
-MANIFEST = Path(__file__).resolve().parents[1] / "reference" / "eva02_clip_l_336_visual.keys.tsv"
 
 
 def read_manifest() -> dict[str, tuple[int, ...]]:
-    if not MANIFEST.is_file():
-        pytest.fail(f"manifest not found: {MANIFEST}")
-    out = {}
-    for line in MANIFEST.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        key, shape = line.split("\t")
-        out[key] = tuple(int(s) for s in shape.strip().strip("[]").split(","))
-    return out
+    return configs.read_manifest("eva02_clip_l_336_visual.keys.tsv")
 
 
 def meta_sd(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
