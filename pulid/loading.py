@@ -35,7 +35,6 @@ ENCODER_PREFIX = "pulid_encoder."
 CA_PREFIX = "pulid_ca."
 OFFICIAL_FILE = "pulid_flux_v0.9.1.safetensors"
 EXPECTED = "Expected: a PuLID-Flux file has pulid_encoder.* and pulid_ca.<n>.* keys"
-_SHOW = 5  # keys listed per problem kind; more would drown the message
 _SAFETENSORS_EXT = (".safetensors", ".sft")
 _PICKLE_EXT = (".pt", ".pth", ".bin", ".ckpt")
 
@@ -240,7 +239,7 @@ def _validate(sd: Mapping[str, torch.Tensor], config: PulidFluxConfig | None, pa
     cand, probs = best
     layout = "the official layout" if cand == PulidFluxConfig.official() else f"the layout {cand}"
     raise PulidCheckpointError(
-        f"{_what(path)}: does not match {layout}. {EXPECTED}. Found: {probs.describe(_SHOW)}. "
+        f"{_what(path)}: does not match {layout}. {EXPECTED}. Found: {probs.describe()}. "
         f"Fix: the file is damaged or a different version; re-download {OFFICIAL_FILE}.",
         path=path,
         missing=probs.missing,

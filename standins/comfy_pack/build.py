@@ -151,14 +151,13 @@ def vae(seed: int = 0, z_channels: int = 16, batch_norm_latent: bool = False) ->
     if batch_norm_latent:
         ddconfig["batch_norm_latent"] = True
     ref = fill_(AutoencoderKL(embed_dim=z_channels, ddconfig=ddconfig), seed, std=0.1)
-    if batch_norm_latent:
-        with torch.no_grad():
-            ref.bn.running_mean.zero_()
-            ref.bn.running_var.fill_(1.0)
     out = comfy.sd.VAE(sd=ref.state_dict(), config={"params": {"embed_dim": z_channels, "ddconfig": ddconfig}})
-    out.latent_channels = z_channels * 4 if batch_norm_latent else z_channels
-    if batch_norm_latent:
-        out.downscale_ratio = out.upscale_ratio = 16
+    out.latent_channels = z_channels
+    if batch_norm_latent:  # an identity batch norm (fresh statistics), the 2x2 patchified latent at 16x
+        with torch.no_grad():
+            out.first_stage_model.bn.running_mean.zero_()
+            out.first_stage_model.bn.running_var.fill_(1.0)
+        out.latent_channels, out.downscale_ratio, out.upscale_ratio = z_channels * 4, 16, 16
     return out
 
 
@@ -182,8 +181,7 @@ class HashTextEncoder:
         digest = hashlib.sha256(f"{self.seed}:{text}".encode()).digest()
         gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
         cond = torch.randn((1, self.tokens, self.context_dim), generator=gen)
-        pooled = torch.randn((1, self.pooled_dim or 1), generator=gen)
-        return cond, (pooled if self.pooled_dim else None)
+        return cond, torch.randn((1, self.pooled_dim), generator=gen) if self.pooled_dim else None
 
     def encode_from_tokens(self, tokens, return_pooled=False, return_dict=False):
         cond, pooled = self._encode(tokens["text"])
